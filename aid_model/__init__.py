@@ -1,0 +1,40 @@
+"""AID: instruction-guided video prediction on Stable Video Diffusion, in pure PyTorch.
+
+This package never imports ComfyUI. Public names are resolved lazily (PEP 562), so
+``import aid_model.states`` does not pay for importing diffusers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "load_svd": "aid_model.svd",
+    "SVDComponents": "aid_model.svd",
+    "CheckpointError": "aid_model.svd",
+    "VideoCondition": "aid_model.sampling",
+    "VideoDenoiser": "aid_model.sampling",
+    "karras_sigmas": "aid_model.sampling",
+    "sample": "aid_model.sampling",
+    "SAMPLERS": "aid_model.sampling",
+    "FrameRampCFG": "aid_model.sampling",
+    "svd_image_to_video": "aid_model.image_to_video",
+    "SVDSamplingOptions": "aid_model.image_to_video",
+    "decode_latents": "aid_model.video_decode",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aid_model' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -1,0 +1,1 @@
+"""Thin ComfyUI layer: one class per node, each calling one ``aid_model`` function."""

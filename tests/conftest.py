@@ -1,0 +1,51 @@
+"""Shared test set-up: offline Hugging Face, the shared fixtures folder, small thread count."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Nothing in the suite may reach the hub; a missing local file must fail fast.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_dir() -> Path:
+    """The steering repo's shared/ folder: $AID_SHARED_DIR, else ../shared beside the repo."""
+    return Path(os.environ.get("AID_SHARED_DIR", REPO_ROOT.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def svd_fixture_dir() -> Path:
+    path = shared_dir() / "fixtures" / "svd-parity" / "A"
+    if not (path / "golden.safetensors").exists():
+        pytest.fail(f"SVD parity fixture missing at {path}; set AID_SHARED_DIR to shared/")
+    return path
+
+
+@pytest.fixture(scope="session")
+def clip_text_fixture_dir() -> Path:
+    path = shared_dir() / "fixtures" / "clip-text"
+    if not (path / "golden.safetensors").exists():
+        pytest.fail(f"CLIP text fixture missing at {path}; set AID_SHARED_DIR to shared/")
+    return path
+
+
+@pytest.fixture(scope="session")
+def svd_fixture_checkpoint(svd_fixture_dir: Path) -> Path:
+    return svd_fixture_dir / "svd_tiny_sgm.safetensors"
+
+
+@pytest.fixture(scope="session")
+def fixture_svd(svd_fixture_dir: Path):
+    """The parity fixture's checkpoint loaded once (float32, CPU); tests must not modify it."""
+    from aid_model.svd import load_svd
+
+    return load_svd(
+        svd_fixture_dir / "svd_tiny_sgm.safetensors", unet_head_channels=16, clip_num_heads=2
+    )
