@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from diffusers import UNetSpatioTemporalConditionModel
+from tiny_models import open_gates
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from aid_model.aid import (
@@ -74,17 +75,6 @@ def aid_output(model, x, sigma, cond, seed: int = 2) -> torch.Tensor:
     mcondition = model.build_mcondition(**text_inputs(seed, model.config))
     return VideoDenoiser(model.unet)(x, sigma, VideoCondition(
         cond.image_embeddings, cond.concat_latents, cond.added_time_ids, mcondition))
-
-
-def open_gates(model, seed: int = 3) -> None:
-    """What training does, roughly: every gate and adapter up-projection non-zero."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, parameter in trainable_parameters(model).items():
-            if name.endswith("mcondition_gate"):
-                parameter.fill_(1.0)
-            elif ".up." in name:
-                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.1)
 
 
 @torch.no_grad()

@@ -15,7 +15,7 @@ Importing this package does not import torch or transformers; loading a model do
 from aid_model.states.annotate import AnnotationResult, StateSample, annotate, read_csv_samples
 from aid_model.states.cache import CachedStates, StateCache
 from aid_model.states.images import image_sha256, load_image
-from aid_model.states.parser import ParsedStates, parse_states
+from aid_model.states.parser import ParsedStates, parse_states, resample_states
 from aid_model.states.prompter import StatePrediction, StatePrompter
 from aid_model.states.template import TEMPLATE_VERSION, build_prompt
 
@@ -34,4 +34,5 @@ __all__ = [
     "load_image",
     "parse_states",
     "read_csv_samples",
+    "resample_states",
 ]

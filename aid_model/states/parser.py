@@ -141,7 +141,7 @@ def parse_states(text: object, num_states: int, fallback: str) -> ParsedStates:
             f"{reason} ({_excerpt(answer)}); using the instruction for all {num_states} states"
         )
         return ParsedStates([fallback] * num_states, 0, warnings)
-    states, resample_warning = _resample(items, num_states)
+    states, resample_warning = resample_states(items, num_states)
     if resample_warning:
         warnings.append(resample_warning)
     return ParsedStates(states, len(items), warnings)
@@ -289,7 +289,7 @@ def _is_state(text: str) -> bool:
     return bool(text) and bool(_HAS_LETTER.search(text))
 
 
-def _resample(items: list[str], num_states: int) -> tuple[list[str], str | None]:
+def resample_states(items: list[str], num_states: int) -> tuple[list[str], str | None]:
     """Exactly ``num_states`` of ``items``, evenly spread, first and last kept (rule 4)."""
     count = len(items)
     if count == num_states:

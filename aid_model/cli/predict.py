@@ -1,0 +1,245 @@
+"""``python -m aid_model predict | long | manipulate``: video prediction from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from aid_model.pipeline.options import DEFAULT_FRAME_SCALE, DEFAULT_TEXT_SCALE
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    predict = subparsers.add_parser(
+        "predict", help="predict a video from reference frame(s) and an instruction",
+        description="Predicts T frames from K reference frames and an instruction; writes an "
+        "H.264 mp4 (and optionally GIF/WebP, PNG frames and a contact sheet).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _model_arguments(predict)
+    predict.add_argument("--image", action="append", required=True, metavar="PATH",
+                         help="reference frame, repeat for K > 1 (in order)")
+    predict.add_argument("--instruction", default="", help="what should happen in the video")
+    predict.add_argument("--states-file", type=Path, default=None,
+                         help="text file with one future state per line (else the instruction)")
+    predict.add_argument("--out", type=Path, required=True, help="output .mp4")
+    _output_arguments(predict)
+    _sampling_arguments(predict)
+    predict.set_defaults(func=run_predict)
+
+    long = subparsers.add_parser(
+        "long", help="chain predictions into a long video, one instruction per segment",
+        description="Each segment starts from the last --overlap frames of the previous one; "
+        "segments are joined without repeating the overlap.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _model_arguments(long)
+    long.add_argument("--image", action="append", required=True, metavar="PATH",
+                      help="reference frame(s) of the first segment")
+    long.add_argument("--instruction", action="append", required=True,
+                      help="one per segment, in order (repeat the option)")
+    long.add_argument("--overlap", type=int, default=2,
+                      help="frames carried from one segment to the next (paper: 2)")
+    long.add_argument("--out", type=Path, required=True, help="output .mp4")
+    _output_arguments(long)
+    _sampling_arguments(long)
+    long.set_defaults(func=run_long)
+
+    manipulate = subparsers.add_parser(
+        "manipulate", help="one frame, several instructions, one batched run",
+        description="Writes one video per instruction into --out-dir (same seed for all, so "
+        "only the instruction differs) and a contact sheet of all of them.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _model_arguments(manipulate)
+    manipulate.add_argument("--image", required=True, metavar="PATH", help="the reference frame")
+    manipulate.add_argument("--instruction", action="append", required=True,
+                            help="repeat the option for each instruction")
+    manipulate.add_argument("--out-dir", type=Path, required=True, help="output folder")
+    manipulate.add_argument("--gif", action="store_true", help="also write a GIF per video")
+    _sampling_arguments(manipulate)
+    manipulate.set_defaults(func=run_manipulate)
+
+
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--svd", type=Path, required=True,
+                       help="SVD checkpoint (original .safetensors) or diffusers folder")
+    group.add_argument("--aid", type=Path, default=None,
+                       help="AID weights (.safetensors); without: plain SVD image-to-video")
+    group.add_argument("--text-encoder", type=Path, default=None,
+                       help="OpenCLIP ViT-H text tower (.safetensors or transformers folder)")
+    group.add_argument("--tokenizer", type=Path, default=None,
+                       help="tokenizer folder (vocab.json, merges.txt) if not beside the encoder")
+    group.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16")
+    group.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    group.add_argument("--unet-head-channels", type=int, default=64,
+                       help="channels per UNet attention head (SVD: 64)")
+    group.add_argument("--clip-num-heads", type=int, default=None,
+                       help="CLIP vision heads (default: width/80, OpenCLIP ViT-H)")
+    group.add_argument("--text-num-heads", type=int, default=None,
+                       help="text tower heads (default: width/64, OpenCLIP ViT-H)")
+
+
+def _sampling_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("sampling")
+    group.add_argument("--frames", type=int, default=None,
+                       help="T, frames in the output (default: the AID model's, else 14)")
+    group.add_argument("--height", type=int, default=256, help="multiple of 64 for SVD")
+    group.add_argument("--width", type=int, default=256, help="multiple of 64 for SVD")
+    group.add_argument("--steps", type=int, default=25, help="sampling steps")
+    group.add_argument("--sampler", default="euler", choices=["euler", "heun", "dpmpp_2m"])
+    group.add_argument("--frame-scale", type=float, default=DEFAULT_FRAME_SCALE,
+                       help="s_f, frame-condition guidance")
+    group.add_argument("--frame-scale-first", type=float, default=None,
+                       help="s_f on the first frame, ramping to --frame-scale (SVD style)")
+    group.add_argument("--text-scale", type=float, default=DEFAULT_TEXT_SCALE,
+                       help="s_t, text guidance (0: off)")
+    group.add_argument("--guidance-interval", type=float, nargs=2, default=None,
+                       metavar=("SIGMA_LO", "SIGMA_HI"),
+                       help="guide only for sigma in [lo, hi]; elsewhere one UNet call a step")
+    group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--fps", type=int, default=7, help="SVD micro-conditioning fps (and "
+                       "the output's frame rate)")
+    group.add_argument("--motion-bucket", type=int, default=127, help="SVD motion bucket id")
+    group.add_argument("--cond-aug", type=float, default=0.02,
+                       help="noise added to the reference frames' latent condition")
+    group.add_argument("--decode-chunk", type=int, default=8,
+                       help="frames per VAE decode call (lower: less memory)")
+
+
+def _output_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("extra outputs")
+    group.add_argument("--gif", type=Path, default=None, help="also write an animated GIF")
+    group.add_argument("--webp", type=Path, default=None, help="also write an animated WebP")
+    group.add_argument("--contact-sheet", type=Path, default=None, help="PNG of all frames")
+    group.add_argument("--frames-dir", type=Path, default=None, help="write each frame as PNG")
+
+
+def _options(args: argparse.Namespace):
+    from aid_model.pipeline import PredictionOptions
+
+    return PredictionOptions(
+        num_frames=args.frames, height=args.height, width=args.width, steps=args.steps,
+        sampler=args.sampler, frame_scale=args.frame_scale, text_scale=args.text_scale,
+        frame_scale_first=args.frame_scale_first,
+        guidance_interval=tuple(args.guidance_interval) if args.guidance_interval else None,
+        seed=args.seed, fps=args.fps, motion_bucket_id=args.motion_bucket,
+        cond_aug=args.cond_aug, decode_chunk_size=args.decode_chunk,
+    )
+
+
+def _pipeline(args: argparse.Namespace):
+    from aid_model.pipeline import load_pipeline
+
+    return load_pipeline(
+        args.svd, aid=args.aid, text_encoder=args.text_encoder, tokenizer=args.tokenizer,
+        dtype=args.dtype, device=args.device, unet_head_channels=args.unet_head_channels,
+        clip_num_heads=args.clip_num_heads, text_num_heads=args.text_num_heads,
+    )
+
+
+def _read_states(path: Path | None) -> list[str] | None:
+    if path is None:
+        return None
+    if not path.is_file():
+        raise SystemExit(f"--states-file {path} does not exist")
+    states = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    return [s for s in states if s] or None
+
+
+def _check_images(paths) -> None:
+    from aid_model.images import load_image
+
+    for path in paths:
+        load_image(path)  # fails early, with the file named, before any model loads
+
+
+def _progress(total_hint: str):
+    from tqdm import tqdm
+
+    bar = tqdm(desc=total_hint, unit="step")
+
+    def update(info) -> None:
+        bar.total = info.total
+        bar.n = info.step + 1
+        bar.refresh()
+
+    return bar, update
+
+
+def _write(video, args: argparse.Namespace, out: Path) -> list[Path]:
+    from aid_model.video_io import (
+        write_animation,
+        write_contact_sheet,
+        write_frames,
+        write_mp4,
+    )
+
+    written = [write_mp4(video, out, fps=args.fps)]
+    for extra in (args.gif, args.webp):
+        if extra is not None:
+            written.append(write_animation(video, extra, fps=args.fps))
+    if args.contact_sheet is not None:
+        written.append(write_contact_sheet([video], args.contact_sheet))
+    if args.frames_dir is not None:
+        written.extend(write_frames(video, args.frames_dir))
+    return written
+
+
+def _check_out(path: Path) -> None:
+    if path.suffix.lower() != ".mp4":
+        raise SystemExit(f"--out must end in .mp4, got {path}")
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    _check_out(args.out)
+    _check_images(args.image)
+    states = _read_states(args.states_file)
+    pipeline = _pipeline(args)
+    bar, update = _progress("predict")
+    with bar:
+        video = pipeline.predict(args.image, args.instruction, states, _options(args), update)
+    for path in _write(video, args, args.out):
+        print(f"wrote {path}")
+    return 0
+
+
+def run_long(args: argparse.Namespace) -> int:
+    from aid_model.pipeline import predict_long_video
+
+    _check_out(args.out)
+    _check_images(args.image)
+    pipeline = _pipeline(args)
+    bar, update = _progress("long video")
+    with bar:
+        video = predict_long_video(pipeline, args.image, args.instruction, args.overlap,
+                                   options=_options(args), callback=update)
+    for path in _write(video, args, args.out):
+        print(f"wrote {path}")
+    return 0
+
+
+def slug(text: str, limit: int = 40) -> str:
+    """A safe file-name part from an instruction."""
+    cleaned = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+    return cleaned[:limit] or "empty"
+
+
+def run_manipulate(args: argparse.Namespace) -> int:
+    from aid_model.video_io import write_animation, write_contact_sheet, write_mp4
+
+    _check_images([args.image])
+    pipeline = _pipeline(args)
+    bar, update = _progress("manipulate")
+    with bar:
+        videos = pipeline.manipulate(args.image, args.instruction, options=_options(args),
+                                     callback=update)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    for index, (instruction, video) in enumerate(zip(args.instruction, videos, strict=True)):
+        stem = args.out_dir / f"{index:02d}_{slug(instruction)}"
+        print(f"wrote {write_mp4(video, stem.with_suffix('.mp4'), fps=args.fps)}")
+        if args.gif:
+            print(f"wrote {write_animation(video, stem.with_suffix('.gif'), fps=args.fps)}")
+    print(f"wrote {write_contact_sheet(videos, args.out_dir / 'contact_sheet.png')}")
+    return 0

@@ -1,0 +1,75 @@
+"""Long videos: one instruction per segment, each segment starting from the last k frames
+of the one before (paper Appendix B: k = 2)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import torch
+from torch import Tensor
+
+from aid_model.images import FrameLike
+from aid_model.pipeline.options import PredictionOptions
+from aid_model.pipeline.pipeline import AIDPipeline, ProgressCallback
+from aid_model.sampling import StepInfo
+
+
+def predict_long_video(
+    pipeline: AIDPipeline,
+    reference_frames: Sequence[FrameLike],
+    instructions: Sequence[str],
+    overlap: int = 2,
+    states: Sequence[Sequence[str] | None] | None = None,
+    options: PredictionOptions = PredictionOptions(),
+    callback: ProgressCallback | None = None,
+) -> Tensor:
+    """Chains one prediction per instruction.
+
+    Segment i > 0 takes the last ``overlap`` frames of segment i − 1 as its reference
+    frames and uses seed ``options.seed + i``; the joined video keeps those frames once.
+    Progress is reported over all segments (step counts run from 0 to steps × segments).
+
+    Returns:
+        (T + (N − 1)·(T − overlap), H, W, 3) in [0, 1] for N instructions.
+    """
+    if not instructions:
+        raise ValueError("give at least one instruction (one per segment)")
+    states = list(states) if states is not None else [None] * len(instructions)
+    if len(states) != len(instructions):
+        raise ValueError(f"{len(instructions)} instructions but {len(states)} state lists")
+    options = pipeline.resolve(options)
+    if not 1 <= overlap < options.num_frames:
+        raise ValueError(
+            f"overlap must be between 1 and num_frames - 1 = {options.num_frames - 1}, "
+            f"got {overlap}"
+        )
+    # Check every segment's settings before the first heavy step.
+    options.validate(len(reference_frames), pipeline.size_multiple)
+    options.validate(overlap, pipeline.size_multiple)
+
+    total = options.steps * len(instructions)
+    pieces: list[Tensor] = []
+    references: Sequence[FrameLike] = reference_frames
+    for index, (instruction, segment_states) in enumerate(zip(instructions, states, strict=True)):
+        segment_callback = _offset(callback, index * options.steps, total)
+        video = pipeline.predict(
+            references,
+            instruction,
+            segment_states,
+            replace(options, seed=options.seed + index),
+            segment_callback,
+        )
+        pieces.append(video if index == 0 else video[overlap:])
+        references = [frame.permute(2, 0, 1) for frame in video[-overlap:]]
+    return torch.cat(pieces)
+
+
+def _offset(callback: ProgressCallback | None, start: int, total: int) -> ProgressCallback | None:
+    if callback is None:
+        return None
+
+    def report(info: StepInfo) -> None:
+        callback(replace(info, step=start + info.step, total=total))
+
+    return report

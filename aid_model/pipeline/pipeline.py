@@ -1,0 +1,272 @@
+"""``AIDPipeline``: reference frames + instruction in, predicted video out.
+
+Without AID weights it is plain SVD image-to-video (the instruction is ignored). With
+them, each prediction builds the three condition branches of eq. 8 — (∅,∅), (c_f,∅),
+(c_f,c_t) — once per clip, and samples with ``DualCFG``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from aid_model.aid.reference import reference_concat_latents
+from aid_model.conditioning import (
+    clip_image_embedding,
+    clip_pixel_values,
+    condition_latents,
+    svd_added_time_ids,
+)
+from aid_model.images import FrameLike, prepare_frames
+from aid_model.pipeline.options import PredictionOptions
+from aid_model.sampling import (
+    DualCFG,
+    StepInfo,
+    VideoCondition,
+    VideoDenoiser,
+    karras_sigmas,
+    noise_to_initial_state,
+    sample,
+)
+from aid_model.text_condition import encode_text_condition, null_text_condition
+from aid_model.video_decode import decode_latents
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[StepInfo], None]
+
+
+@dataclass(frozen=True)
+class PredictionRequest:
+    """One video to predict.
+
+    Attributes:
+        reference_frames: the K given frames (paths, PIL images, arrays or tensors; any
+            size: resized and centre-cropped to the requested size).
+        instruction: what should happen ("" is allowed: text guidance is then turned off).
+        states: future-state texts (from a VLM or typed), or None for the instruction alone.
+        seed: noise seed; None = the options' seed.
+    """
+
+    reference_frames: Sequence[FrameLike]
+    instruction: str = ""
+    states: Sequence[str] | None = None
+    seed: int | None = None
+
+
+class AIDPipeline:
+    """Prediction with a loaded SVD base, an optional text encoder and optional AID model.
+
+    Args:
+        components: ``SVDComponents`` (``load_svd``).
+        aid: an ``AIDModel`` attached to ``components`` (``attach_aid_from_file``), or None
+            for plain SVD.
+        text_encoder: a ``TextEncoder`` (``load_text_encoder``); required with ``aid``.
+    """
+
+    def __init__(self, components, aid=None, text_encoder=None):
+        if aid is not None and text_encoder is None:
+            raise ValueError(
+                "an AID model needs a text encoder (load_text_encoder) to read instructions"
+            )
+        if aid is not None and aid.components is not components:
+            raise ValueError(
+                "the AID model is attached to other SVD components than the ones given"
+            )
+        self.components = components
+        self.aid = aid
+        self.text_encoder = text_encoder
+        self.denoiser = VideoDenoiser(aid.unet if aid is not None else components.unet)
+
+    # --- facts about the model ---------------------------------------------------------
+
+    @property
+    def device(self) -> torch.device:
+        return self.components.device
+
+    @property
+    def size_multiple(self) -> int:
+        """Pixel sizes must be multiples of this: VAE factor × UNet downsampling."""
+        vae_levels = len(self.components.vae.config.block_out_channels)
+        unet_levels = len(self.components.unet.config.block_out_channels)
+        return 2 ** (vae_levels - 1) * 2 ** (unet_levels - 1)
+
+    def resolve(self, options: PredictionOptions) -> PredictionOptions:
+        """Fills ``num_frames`` from the AID model and checks it matches the DQFormer."""
+        if self.aid is None:
+            return options if options.num_frames is not None else options.with_(num_frames=14)
+        frames = self.aid.config.num_frames
+        if options.num_frames is None:
+            return options.with_(num_frames=frames)
+        if options.num_frames != frames and self.aid.config.use_mcondition:
+            raise ValueError(
+                f"this AID model predicts T={frames} frames (its DQFormer has T×77 queries); "
+                f"num_frames={options.num_frames} is not possible, use {frames} or leave it unset"
+            )
+        return options
+
+    # --- predictions ---------------------------------------------------------------------
+
+    def predict(
+        self,
+        reference_frames: Sequence[FrameLike],
+        instruction: str = "",
+        states: Sequence[str] | None = None,
+        options: PredictionOptions = PredictionOptions(),
+        callback: ProgressCallback | None = None,
+    ) -> Tensor:
+        """One video: (T, H, W, 3) float in [0, 1] with the K given frames at their places."""
+        request = PredictionRequest(reference_frames, instruction, states)
+        return self.predict_batch([request], options, callback)[0]
+
+    def manipulate(
+        self,
+        reference_frame: FrameLike,
+        instructions: Sequence[str],
+        states: Sequence[Sequence[str] | None] | None = None,
+        options: PredictionOptions = PredictionOptions(),
+        callback: ProgressCallback | None = None,
+    ) -> list[Tensor]:
+        """One frame, several instructions, one batched call; each result equals the single
+        prediction with the same seed."""
+        states = states or [None] * len(instructions)
+        if len(states) != len(instructions):
+            raise ValueError(f"{len(instructions)} instructions but {len(states)} state lists")
+        requests = [
+            PredictionRequest([reference_frame], text, s)
+            for text, s in zip(instructions, states, strict=True)
+        ]
+        return self.predict_batch(requests, options, callback)
+
+    @torch.no_grad()
+    def predict_batch(
+        self,
+        requests: Sequence[PredictionRequest],
+        options: PredictionOptions = PredictionOptions(),
+        callback: ProgressCallback | None = None,
+    ) -> list[Tensor]:
+        """Several videos in one batched sampling run (same options; each its own seed)."""
+        if not requests:
+            return []
+        options = self.resolve(options)
+        for request in requests:
+            options.validate(len(request.reference_frames), self.size_multiple)
+        text_scale = options.text_scale
+        if self.aid is not None and text_scale > 0:
+            empty = [i for i, r in enumerate(requests) if not r.instruction.strip()]
+            if empty:
+                logger.warning(
+                    "empty instruction (batch items %s) with text_scale=%g: text guidance is "
+                    "turned off (text_scale=0)",
+                    empty,
+                    text_scale,
+                )
+                text_scale = 0.0
+        if self.aid is None and any(r.instruction.strip() for r in requests):
+            logger.info("no AID weights loaded: plain SVD, the instruction is not used")
+        options = options.with_(text_scale=text_scale)
+
+        references = [
+            prepare_frames(r.reference_frames, options.height, options.width) for r in requests
+        ]
+        seeds = [options.seed if r.seed is None else r.seed for r in requests]
+        generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+        branches, noise = self._conditions(requests, references, generators, options)
+        guided = DualCFG(self.denoiser, *branches, options.guidance())
+        sigmas = karras_sigmas(options.steps, device=self.device)
+        x = noise_to_initial_state(noise.to(self.device), sigmas[0])
+        x = sample(options.sampler, guided, x, sigmas, self._checked(callback))
+        _raise_if_not_finite(x)
+        scaling = self.components.vae.config.scaling_factor
+        frames = decode_latents(self.components.vae, x / scaling, options.decode_chunk_size)
+        videos = ((frames + 1.0) / 2.0).clamp(0.0, 1.0).permute(0, 1, 3, 4, 2).cpu()
+        results = []
+        for video, reference in zip(videos, references, strict=True):
+            video = video.clone()
+            video[: reference.shape[0]] = reference.permute(0, 2, 3, 1)  # keep given frames
+            results.append(video)
+        return results
+
+    # --- conditioning --------------------------------------------------------------------
+
+    def _conditions(self, requests, references, generators, options: PredictionOptions):
+        """The three branch conditions (each batch B) and the initial noise (B, T, C, h, w).
+
+        Per item the generator draws the cond_aug noise, then the latent noise, so an item's
+        randomness never depends on the rest of the batch.
+        """
+        components = self.components
+        frames_count = options.num_frames
+        image_embeddings, concat, noises, first_frames = [], [], [], []
+        for reference, generator in zip(references, generators, strict=True):
+            pixels = reference.to(self.device) * 2.0 - 1.0  # (K, 3, H, W) in [-1, 1]
+            latents = condition_latents(components.vae, pixels, options.cond_aug, generator)
+            latents = latents.float().unsqueeze(0)  # (1, K, C, h, w)
+            if self.aid is not None:
+                concat.append(self.aid.concat_latents(latents))
+            else:
+                concat.append(reference_concat_latents(latents, frames_count, "repeat_last"))
+            image_embeddings.append(clip_image_embedding(components.image_encoder, pixels[:1]))
+            first_frames.append(pixels[:1])
+            shape = (1, frames_count, *latents.shape[2:])
+            noises.append(torch.randn(shape, generator=generator))
+        image_embeddings = torch.cat(image_embeddings).float()
+        concat = torch.cat(concat)
+        batch = len(requests)
+        ids = svd_added_time_ids(options.fps, options.motion_bucket_id, options.cond_aug, batch)
+        ids = ids.to(self.device)
+        null_frame = dict(
+            image_embeddings=torch.zeros_like(image_embeddings),
+            concat_latents=torch.zeros_like(concat),
+            added_time_ids=ids,
+        )
+        frame = dict(image_embeddings=image_embeddings, concat_latents=concat, added_time_ids=ids)
+        if self.aid is None:
+            branches = (
+                VideoCondition(**null_frame),
+                VideoCondition(**frame),
+                VideoCondition(**frame),
+            )
+            return branches, torch.cat(noises)
+
+        config = self.aid.config
+        size = components.image_encoder.config.image_size
+        image_tokens = self.aid.image_context(clip_pixel_values(torch.cat(first_frames), size))
+        e_t, e_s = encode_text_condition(
+            self.text_encoder,
+            [r.instruction for r in requests],
+            [r.states for r in requests],
+            config.num_states,
+        )
+        null_t, null_s = null_text_condition(self.text_encoder, batch, config.num_states)
+        device = self.device
+        full_mc = self.aid.build_mcondition(e_t.to(device), e_s.to(device), image_tokens)
+        null_mc = self.aid.build_mcondition(null_t.to(device), null_s.to(device), image_tokens)
+        branches = (
+            VideoCondition(**null_frame, mcondition=null_mc),
+            VideoCondition(**frame, mcondition=null_mc),
+            VideoCondition(**frame, mcondition=full_mc),
+        )
+        return branches, torch.cat(noises)
+
+    @staticmethod
+    def _checked(callback: ProgressCallback | None) -> ProgressCallback:
+        def check(info: StepInfo) -> None:
+            _raise_if_not_finite(info.denoised, step=info.step)
+            if callback is not None:
+                callback(info)
+
+        return check
+
+
+def _raise_if_not_finite(tensor: Tensor, step: int | None = None) -> None:
+    if not torch.isfinite(tensor).all():
+        where = "" if step is None else f" at step {step}"
+        raise FloatingPointError(
+            f"sampling produced NaN/inf latents{where} (float16 overflow is the usual cause); "
+            "load the model in bfloat16 or float32. Nothing was written."
+        )

@@ -1,0 +1,131 @@
+"""AID's dual classifier-free guidance (paper eq. 8) as a denoiser wrapper.
+
+    D̃ = D(x, ∅, ∅) + s_f·(D(x, c_f, ∅) − D(x, ∅, ∅)) + s_t·(D(x, c_f, c_t) − D(x, c_f, ∅))
+
+Rewritten as a weighted sum of the three branches,
+
+    D̃ = (1 − s_f)·D(∅, ∅) + (s_f − s_t)·D(c_f, ∅) + s_t·D(c_f, c_t),
+
+a branch whose weight is zero on every frame is not evaluated: s_t = 0 is plain CFG (two
+branches), s_f = s_t = 1 is the conditional model alone (one branch). The branches that
+are needed run in one batched UNet call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from aid_model.sampling.condition import VideoCondition
+from aid_model.sampling.denoiser import VideoDenoiser
+from aid_model.sampling.guidance import frame_guidance_scales
+
+
+@dataclass(frozen=True)
+class GuidanceSettings:
+    """Guidance scales.
+
+    Attributes:
+        frame_scale: s_f on the last frame; with ``frame_scale_first`` set, s_f ramps
+            linearly from that value on frame 0 to ``frame_scale`` (SVD's linear guidance).
+        text_scale: s_t (0 skips the text branch).
+        frame_scale_first: s_f on the first frame, or None for a constant s_f.
+        interval: (σ_lo, σ_hi): guide only while σ_lo ≤ σ ≤ σ_hi; outside it the fully
+            conditional branch alone is used (one UNet evaluation instead of three).
+    """
+
+    frame_scale: float = 2.5
+    text_scale: float = 7.5
+    frame_scale_first: float | None = None
+    interval: tuple[float, float] | None = None
+
+    def validate(self) -> None:
+        scales = {"frame_scale": self.frame_scale, "text_scale": self.text_scale}
+        if self.frame_scale_first is not None:
+            scales["frame_scale_first"] = self.frame_scale_first
+        for name, value in scales.items():
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+        if self.interval is not None:
+            low, high = self.interval
+            if not 0 <= low <= high:
+                raise ValueError(
+                    f"guidance interval must satisfy 0 <= low <= high, got {self.interval}"
+                )
+
+    def frame_scales(self, num_frames: int) -> Tensor:
+        """s_f per frame, shape (T,)."""
+        first = self.frame_scale if self.frame_scale_first is None else self.frame_scale_first
+        return frame_guidance_scales(num_frames, first, self.frame_scale)
+
+    def branch_weights(self, num_frames: int) -> Tensor:
+        """(3, T) weights of D(∅,∅), D(c_f,∅), D(c_f,c_t) per frame."""
+        frame = self.frame_scales(num_frames)
+        text = torch.full_like(frame, self.text_scale)
+        return torch.stack([1.0 - frame, frame - text, text])
+
+
+class DualCFG:
+    """Callable ``guided(x, sigma)`` for any sampler.
+
+    Args:
+        denoiser: the (AID) video denoiser.
+        null: condition (∅, ∅): zero CLIP token and concat latent, null MCondition.
+        frame_only: condition (c_f, ∅): frame condition with the null MCondition.
+        full: condition (c_f, c_t).
+        settings: scales, ramp and interval.
+    All three conditions have the batch size of the ``x`` the sampler passes.
+    """
+
+    def __init__(
+        self,
+        denoiser: VideoDenoiser,
+        null: VideoCondition,
+        frame_only: VideoCondition,
+        full: VideoCondition,
+        settings: GuidanceSettings,
+    ):
+        settings.validate()
+        self.denoiser = denoiser
+        self.settings = settings
+        self.branches = (null, frame_only, full)
+        self._batched: dict[tuple[int, ...], VideoCondition] = {}
+        self.evaluations = 0  # UNet batch items evaluated, for cost accounting
+
+    def _condition_for(self, needed: Sequence[int]) -> VideoCondition:
+        key = tuple(needed)
+        if key not in self._batched:  # built once per branch set, not per step
+            self._batched[key] = VideoCondition.cat([self.branches[i] for i in needed])
+        return self._batched[key]
+
+    def _in_interval(self, sigma: Tensor) -> bool:
+        if self.settings.interval is None:
+            return True
+        low, high = self.settings.interval
+        value = float(sigma.reshape(-1)[0])
+        return low <= value <= high
+
+    def __call__(self, x: Tensor, sigma: Tensor) -> Tensor:
+        num_frames = x.shape[1]
+        if self._in_interval(sigma):
+            weights = self.settings.branch_weights(num_frames)
+        else:
+            weights = torch.tensor([[0.0], [0.0], [1.0]]).expand(3, num_frames)
+        needed = [i for i in range(3) if bool((weights[i] != 0).any())]
+        if not needed:  # s_f = s_t = 0 would be the unconditional model alone
+            needed = [0]
+        repeats = len(needed)
+        outputs = self.denoiser(
+            torch.cat([x] * repeats),
+            torch.cat([sigma] * repeats),
+            self._condition_for(needed),
+        ).chunk(repeats)
+        self.evaluations += x.shape[0] * repeats
+        shape = (1, num_frames, 1, 1, 1)
+        result = torch.zeros_like(x)
+        for branch, output in zip(needed, outputs, strict=True):
+            result = result + weights[branch].to(x.device, x.dtype).reshape(shape) * output
+        return result

@@ -1,0 +1,104 @@
+"""Writing predicted videos: browser-playable H.264 mp4, GIF/WebP, PNG frames, contact sheets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+
+def to_uint8(frames: Tensor) -> np.ndarray:
+    """(T, H, W, 3) float in [0, 1] → uint8 array (T, H, W, 3)."""
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"expected frames (T, H, W, 3), got shape {tuple(frames.shape)}")
+    return (frames.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
+
+
+def write_mp4(frames: Tensor, path: str | Path, fps: float = 7.0, crf: int = 18) -> Path:
+    """H.264 (yuv420p) mp4 through PyAV's bundled libx264: it plays in browsers, unlike
+    OpenCV's mp4v. Odd sizes are padded by one pixel (4:2:0 needs even sizes)."""
+    import av  # PyAV: imported here so the library works without it until a video is written
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    array = to_uint8(frames)
+    pad_h, pad_w = array.shape[1] % 2, array.shape[2] % 2
+    if pad_h or pad_w:
+        array = np.pad(array, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=round(fps))
+        stream.width, stream.height = array.shape[2], array.shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(crf)}
+        for image in array:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def write_animation(frames: Tensor, path: str | Path, fps: float = 7.0) -> Path:
+    """Animated GIF or WebP (by the suffix), looping."""
+    path = Path(path)
+    if path.suffix.lower() not in (".gif", ".webp"):
+        raise ValueError(f"animation must end in .gif or .webp, got {path.name}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images = [Image.fromarray(image) for image in to_uint8(frames)]
+    duration = max(1, round(1000 / fps))
+    extra = {"lossless": True} if path.suffix.lower() == ".webp" else {}
+    images[0].save(
+        path, save_all=True, append_images=images[1:], duration=duration, loop=0, **extra
+    )
+    return path
+
+
+def write_frames(frames: Tensor, folder: str | Path, stem: str = "frame") -> list[Path]:
+    """Each frame as ``{stem}_{index:03d}.png``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index, image in enumerate(to_uint8(frames)):
+        path = folder / f"{stem}_{index:03d}.png"
+        Image.fromarray(image).save(path)
+        paths.append(path)
+    return paths
+
+
+def contact_sheet(rows: list[Tensor], gap: int = 2, background: int = 255) -> Image.Image:
+    """One row per video (each (T, H, W, 3)), frames left to right, as a PIL image."""
+    arrays = [to_uint8(row) for row in rows]
+    height = max(a.shape[1] for a in arrays)
+    width = max(a.shape[2] for a in arrays)
+    columns = max(a.shape[0] for a in arrays)
+    sheet = np.full(
+        (len(arrays) * (height + gap) - gap, columns * (width + gap) - gap, 3),
+        background,
+        dtype=np.uint8,
+    )
+    for r, array in enumerate(arrays):
+        for c, image in enumerate(array):
+            top, left = r * (height + gap), c * (width + gap)
+            sheet[top : top + image.shape[0], left : left + image.shape[1]] = image
+    return Image.fromarray(sheet)
+
+
+def write_contact_sheet(rows: list[Tensor], path: str | Path, gap: int = 2) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    contact_sheet(rows, gap).save(path)
+    return path
+
+
+def read_video(path: str | Path) -> Tensor:
+    """(T, H, W, 3) float in [0, 1] from a video file (PyAV), for checks and round trips."""
+    import av
+
+    with av.open(str(path)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    if not frames:
+        raise ValueError(f"{path} has no decodable video frames")
+    return torch.from_numpy(np.stack(frames)).float() / 255.0

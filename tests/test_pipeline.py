@@ -1,0 +1,239 @@
+"""The prediction pipeline on tiny random models: dual CFG, batching, seeds, long videos,
+manipulation, reference frames, bad input."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+from PIL import Image
+from tiny_models import fixture_svd_components, tiny_aid_pipeline
+
+from aid_model.pipeline import AIDPipeline, PredictionOptions, PredictionRequest, predict_long_video
+from aid_model.sampling import DualCFG, FrameRampCFG, GuidanceSettings, VideoDenoiser
+
+OPTIONS = PredictionOptions(height=16, width=16, steps=3, decode_chunk_size=3, seed=11)
+
+
+@pytest.fixture(scope="module")
+def pipeline(svd_fixture_checkpoint, clip_text_fixture_dir):
+    return tiny_aid_pipeline(svd_fixture_checkpoint, clip_text_fixture_dir)
+
+
+@pytest.fixture(scope="module")
+def frames():
+    generator = torch.Generator().manual_seed(5)
+    return [torch.rand(3, 16, 16, generator=generator) for _ in range(2)]
+
+
+def branch_conditions(pipeline, frames, instruction="move the cup left", states=None):
+    options = pipeline.resolve(OPTIONS)
+    request = PredictionRequest([frames[0]], instruction, states)
+    references = [torch.stack([frames[0]])]
+    generators = [torch.Generator().manual_seed(0)]
+    return pipeline._conditions([request], references, generators, options)
+
+
+# --- dual classifier-free guidance ----------------------------------------------------------
+
+
+def test_dual_cfg_is_eq_8_of_three_separate_evaluations(pipeline, frames):
+    (null, frame_only, full), noise = branch_conditions(pipeline, frames)
+    denoiser = VideoDenoiser(pipeline.aid.unet)
+    x, sigma = noise * 3.0, torch.tensor([3.0])
+    settings = GuidanceSettings(frame_scale=1.7, text_scale=4.0)
+    guided = DualCFG(denoiser, null, frame_only, full, settings)(x, sigma)
+    d_null, d_frame, d_full = (denoiser(x, sigma, c) for c in (null, frame_only, full))
+    expected = d_null + 1.7 * (d_frame - d_null) + 4.0 * (d_full - d_frame)
+    torch.testing.assert_close(guided, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_dual_cfg_without_text_is_plain_cfg_in_two_branches(pipeline, frames):
+    (null, frame_only, full), noise = branch_conditions(pipeline, frames)
+    denoiser = VideoDenoiser(pipeline.aid.unet)
+    x, sigma = noise * 3.0, torch.tensor([3.0])
+    dual = DualCFG(denoiser, null, frame_only, full, GuidanceSettings(2.0, 0.0))
+    plain = FrameRampCFG(denoiser, frame_only, null, 2.0, 2.0)
+    torch.testing.assert_close(dual(x, sigma), plain(x, sigma), rtol=1e-5, atol=1e-5)
+    assert dual.evaluations == 2  # the text branch was skipped
+
+
+def test_unit_scales_and_the_guidance_interval_use_one_branch(pipeline, frames):
+    (null, frame_only, full), noise = branch_conditions(pipeline, frames)
+    denoiser = VideoDenoiser(pipeline.aid.unet)
+    x, sigma = noise * 3.0, torch.tensor([3.0])
+    conditional = denoiser(x, sigma, full)
+    unit = DualCFG(denoiser, null, frame_only, full, GuidanceSettings(1.0, 1.0))
+    torch.testing.assert_close(unit(x, sigma), conditional, rtol=1e-6, atol=1e-6)
+    assert unit.evaluations == 1
+    outside = DualCFG(
+        denoiser, null, frame_only, full, GuidanceSettings(2.0, 5.0, interval=(0.5, 2.0))
+    )
+    torch.testing.assert_close(outside(x, sigma), conditional, rtol=1e-6, atol=1e-6)
+    inside = outside(x, torch.tensor([1.0]))
+    assert outside.evaluations == 1 + 3
+    assert not torch.allclose(inside, denoiser(x, torch.tensor([1.0]), full))
+
+
+def test_frame_scale_ramp_weights_per_frame():
+    weights = GuidanceSettings(
+        frame_scale=3.0, text_scale=2.0, frame_scale_first=1.0
+    ).branch_weights(3)
+    torch.testing.assert_close(weights[0], torch.tensor([0.0, -1.0, -2.0]))
+    torch.testing.assert_close(weights.sum(0), torch.ones(3))  # an affine combination
+
+
+# --- predictions ----------------------------------------------------------------------------
+
+
+def test_prediction_shape_range_and_kept_reference_frames(pipeline, frames):
+    video = pipeline.predict(frames, "move the cup left", options=OPTIONS)
+    assert video.shape == (6, 16, 16, 3)
+    assert video.min() >= 0 and video.max() <= 1
+    for k, frame in enumerate(frames):  # K = 2 given frames stay at their places
+        assert torch.equal(video[k], frame.permute(1, 2, 0))
+
+
+def test_instruction_and_states_change_the_video(pipeline, frames):
+    left = pipeline.predict(frames[:1], "move the cup left", options=OPTIONS)
+    right = pipeline.predict(frames[:1], "move the cup right", options=OPTIONS)
+    with_states = pipeline.predict(
+        frames[:1], "move the cup left", ["cup at centre", "cup at left"], options=OPTIONS
+    )
+    assert (left - right).abs().max() > 1e-3
+    assert (left - with_states).abs().max() > 1e-3
+    assert torch.equal(left, pipeline.predict(frames[:1], "move the cup left", options=OPTIONS))
+
+
+def test_seed_gives_the_same_video_whatever_the_batch(pipeline, frames):
+    alone = pipeline.predict(frames[:1], "move the cup left", options=OPTIONS.with_(seed=4))
+    batch = pipeline.predict_batch(
+        [
+            PredictionRequest(frames[:1], "push the ball up", seed=9),
+            PredictionRequest(frames[:1], "move the cup left", seed=4),
+        ],
+        OPTIONS,
+    )
+    torch.testing.assert_close(batch[1], alone, rtol=0, atol=2e-5)
+    assert (batch[0] - alone).abs().max() > 1e-3
+
+
+def test_manipulation_equals_single_calls(pipeline, frames):
+    instructions = ["move the cup left", "move the cup right", "lift the cup"]
+    results = pipeline.manipulate(frames[0], instructions, options=OPTIONS)
+    assert len(results) == 3
+    for instruction, result in zip(instructions, results, strict=True):
+        single = pipeline.predict([frames[0]], instruction, options=OPTIONS)
+        torch.testing.assert_close(result, single, rtol=0, atol=2e-5)
+
+
+def test_long_video_joins_segments_without_repeating_the_overlap(pipeline, frames):
+    steps = []
+    video = predict_long_video(
+        pipeline,
+        frames[:1],
+        ["move the cup left", "move the cup up", "move the cup right"],
+        overlap=2,
+        options=OPTIONS,
+        callback=lambda info: steps.append((info.step, info.total)),
+    )
+    assert video.shape == (6 + 2 * 4, 16, 16, 3)
+    assert steps == [(i, 9) for i in range(9)]  # progress across all three segments
+    first = pipeline.predict(frames[:1], "move the cup left", options=OPTIONS)
+    torch.testing.assert_close(video[:6], first, rtol=0, atol=2e-5)
+    # Segment 2 starts from segment 1's last two frames (seed + 1); its new frames follow them.
+    second = pipeline.predict(
+        [f.permute(2, 0, 1) for f in first[-2:]],
+        "move the cup up",
+        options=OPTIONS.with_(seed=OPTIONS.seed + 1),
+    )
+    torch.testing.assert_close(second[:2], first[-2:], rtol=0, atol=2e-5)
+    torch.testing.assert_close(video[6:10], second[2:], rtol=0, atol=2e-5)
+
+
+def test_plain_svd_without_aid_weights(svd_fixture_checkpoint, frames):
+    svd = AIDPipeline(fixture_svd_components(svd_fixture_checkpoint))
+    video = svd.predict(frames[:1], "ignored", options=OPTIONS)
+    assert video.shape == (14, 16, 16, 3)  # SVD's default T without an AID model
+    same = svd.predict(frames[:1], "", options=OPTIONS)
+    assert torch.equal(video, same)
+
+
+def test_fresh_aid_pipeline_equals_plain_svd(svd_fixture_checkpoint, clip_text_fixture_dir, frames):
+    fresh = tiny_aid_pipeline(svd_fixture_checkpoint, clip_text_fixture_dir, trained=False)
+    svd = AIDPipeline(fixture_svd_components(svd_fixture_checkpoint))
+    options = OPTIONS.with_(num_frames=6, text_scale=0.0)
+    torch.testing.assert_close(
+        fresh.predict(frames[:1], "move the cup left", options=options),
+        svd.predict(frames[:1], "", options=options),
+        rtol=0,
+        atol=1e-6,
+    )
+
+
+def test_any_size_and_mode_of_reference_frame(pipeline, tmp_path):
+    rgba = Image.new("RGBA", (40, 24), (255, 0, 0, 128))
+    gray = Image.new("L", (30, 50), 90)
+    path = tmp_path / "gray.png"
+    gray.save(path)
+    video = pipeline.predict([rgba, path], "move it", options=OPTIONS)
+    assert video.shape == (6, 16, 16, 3)
+    # Half-transparent red over white is pink; grayscale stays gray.
+    torch.testing.assert_close(
+        video[0, 8, 8], torch.tensor([1.0, 127 / 255, 127 / 255]), atol=0.01, rtol=0
+    )
+    torch.testing.assert_close(video[1, 8, 8], torch.full((3,), 90 / 255), atol=0.01, rtol=0)
+
+
+# --- bad input ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"num_frames": 7}, "predicts T=6"),
+        ({"height": 18}, "height=18 is not a positive multiple of 4"),
+        ({"steps": 0}, "steps"),
+        ({"frame_scale": -1.0}, "frame_scale"),
+        ({"text_scale": -0.5}, "text_scale"),
+        ({"sampler": "ddim"}, "unknown sampler"),
+    ],
+)
+def test_bad_options_fail_before_any_work(pipeline, frames, change, message):
+    with pytest.raises(ValueError, match=message):
+        pipeline.predict(frames[:1], "move it", options=OPTIONS.with_(**change))
+
+
+def test_too_many_reference_frames_and_too_few_frames(svd_fixture_checkpoint, pipeline, frames):
+    with pytest.raises(ValueError, match="need 1 <= K < T"):
+        pipeline.predict(frames * 3, "move it", options=OPTIONS)
+    svd = AIDPipeline(fixture_svd_components(svd_fixture_checkpoint))
+    with pytest.raises(ValueError, match="num_frames must be >= 2"):
+        svd.predict(frames[:1], options=OPTIONS.with_(num_frames=1))
+
+
+def test_unreadable_image_is_named(pipeline, tmp_path):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    with pytest.raises(ValueError, match=r"broken\.png"):
+        pipeline.predict([broken], "move it", options=OPTIONS)
+    with pytest.raises(FileNotFoundError, match=r"missing\.png"):
+        pipeline.predict([tmp_path / "missing.png"], "move it", options=OPTIONS)
+
+
+def test_empty_instruction_turns_text_guidance_off(pipeline, frames, caplog):
+    with caplog.at_level(logging.WARNING):
+        video = pipeline.predict(frames[:1], "  ", options=OPTIONS)
+    assert "text guidance is turned off" in caplog.text
+    no_text = pipeline.predict(frames[:1], "  ", options=OPTIONS.with_(text_scale=0.0))
+    assert torch.equal(video, no_text)
+
+
+def test_nan_latents_stop_sampling_with_advice(pipeline, frames, monkeypatch):
+    def overflow(x, sigma, cond):
+        return torch.full_like(x, float("nan"))
+
+    monkeypatch.setattr(pipeline, "denoiser", overflow)
+    with pytest.raises(FloatingPointError, match="bfloat16 or float32"):
+        pipeline.predict(frames[:1], "move it", options=OPTIONS)
