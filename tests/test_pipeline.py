@@ -30,9 +30,8 @@ def frames():
 def branch_conditions(pipeline, frames, instruction="move the cup left", states=None):
     options = pipeline.resolve(OPTIONS)
     request = PredictionRequest([frames[0]], instruction, states)
-    references = [torch.stack([frames[0]])]
-    generators = [torch.Generator().manual_seed(0)]
-    return pipeline._conditions([request], references, generators, options)
+    conditions = pipeline.encode_conditions([request], options.height, options.width)
+    return pipeline._frame_conditions(conditions, options, [0])
 
 
 # --- dual classifier-free guidance ----------------------------------------------------------
@@ -150,6 +149,21 @@ def test_long_video_joins_segments_without_repeating_the_overlap(pipeline, frame
     )
     torch.testing.assert_close(second[:2], first[-2:], rtol=0, atol=2e-5)
     torch.testing.assert_close(video[6:10], second[2:], rtol=0, atol=2e-5)
+
+
+def test_the_three_stages_compose_to_predict(pipeline, frames):
+    options = pipeline.resolve(OPTIONS)
+    conditions = pipeline.encode_conditions(
+        [PredictionRequest(frames[:1], "move the cup left")], options.height, options.width
+    )
+    assert conditions.full_mcondition.shape[:2] == (1, 6)
+    latents = pipeline.sample_latents(conditions, options, [OPTIONS.seed])
+    assert latents.shape == (1, 6, 4, 8, 8)
+    video = pipeline.decode(latents, options.decode_chunk_size)[0]
+    video[0] = frames[0].permute(1, 2, 0)
+    torch.testing.assert_close(
+        video, pipeline.predict(frames[:1], "move the cup left", options=OPTIONS), rtol=0, atol=0
+    )
 
 
 def test_plain_svd_without_aid_weights(svd_fixture_checkpoint, frames):

@@ -3,12 +3,19 @@
 from aid_model.pipeline.loading import load_pipeline, parse_dtype
 from aid_model.pipeline.long_video import predict_long_video
 from aid_model.pipeline.options import PredictionOptions
-from aid_model.pipeline.pipeline import AIDPipeline, PredictionRequest
+from aid_model.pipeline.pipeline import (
+    AIDPipeline,
+    PredictionRequest,
+    SemanticConditions,
+    keep_reference_frames,
+)
 
 __all__ = [
     "AIDPipeline",
     "PredictionOptions",
     "PredictionRequest",
+    "SemanticConditions",
+    "keep_reference_frames",
     "load_pipeline",
     "parse_dtype",
     "predict_long_video",

@@ -8,8 +8,14 @@ import torch
 
 from aid_model.pipeline.pipeline import AIDPipeline
 
-DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
-          "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+}
 
 
 def parse_dtype(name: str | torch.dtype) -> torch.dtype:
@@ -43,11 +49,21 @@ def load_pipeline(
             "AID weights were given without a text encoder: pass the OpenCLIP ViT-H text tower "
             "(open_clip_pytorch_model.safetensors or a transformers folder) as well"
         )
-    components = load_svd(svd, dtype=dtype, device=device, unet_head_channels=unet_head_channels,
-                          clip_num_heads=clip_num_heads)
+    components = load_svd(
+        svd,
+        dtype=dtype,
+        device=device,
+        unet_head_channels=unet_head_channels,
+        clip_num_heads=clip_num_heads,
+    )
     encoder = None
     if text_encoder is not None:
-        encoder = load_text_encoder(text_encoder, tokenizer_dir=tokenizer, dtype=dtype,
-                                    device=device, num_heads=text_num_heads)
+        encoder = load_text_encoder(
+            text_encoder,
+            tokenizer_dir=tokenizer,
+            dtype=dtype,
+            device=device,
+            num_heads=text_num_heads,
+        )
     model = attach_aid_from_file(components, aid) if aid is not None else None
     return AIDPipeline(components, model, encoder)

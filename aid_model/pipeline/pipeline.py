@@ -58,6 +58,35 @@ class PredictionRequest:
     seed: int | None = None
 
 
+@dataclass
+class SemanticConditions:
+    """What "Build MCondition" produces: everything that does not depend on the seed.
+
+    Attributes:
+        references: per item, the prepared reference frames (K, 3, H, W) in [0, 1].
+        image_embeddings: (B, 1, d) CLIP image token of each item's first frame.
+        full_mcondition: (B, T, L, d) MCondition of instruction + states; None for SVD.
+        null_mcondition: (B, T, L, d) MCondition of the null text; None for SVD.
+        empty_instructions: batch indices whose instruction is empty.
+    """
+
+    references: list[Tensor]
+    image_embeddings: Tensor
+    full_mcondition: Tensor | None
+    null_mcondition: Tensor | None
+    empty_instructions: list[int]
+
+
+def keep_reference_frames(videos: Tensor, references: Sequence[Tensor]) -> list[Tensor]:
+    """Puts the K given frames back at their places: (B, T, H, W, 3) → list of (T, H, W, 3)."""
+    results = []
+    for video, reference in zip(videos, references, strict=True):
+        video = video.clone()
+        video[: reference.shape[0]] = reference.permute(0, 2, 3, 1)
+        results.append(video)
+    return results
+
+
 class AIDPipeline:
     """Prediction with a loaded SVD base, an optional text encoder and optional AID model.
 
@@ -155,97 +184,114 @@ class AIDPipeline:
         options = self.resolve(options)
         for request in requests:
             options.validate(len(request.reference_frames), self.size_multiple)
-        text_scale = options.text_scale
-        if self.aid is not None and text_scale > 0:
-            empty = [i for i, r in enumerate(requests) if not r.instruction.strip()]
-            if empty:
-                logger.warning(
-                    "empty instruction (batch items %s) with text_scale=%g: text guidance is "
-                    "turned off (text_scale=0)",
-                    empty,
-                    text_scale,
-                )
-                text_scale = 0.0
-        if self.aid is None and any(r.instruction.strip() for r in requests):
-            logger.info("no AID weights loaded: plain SVD, the instruction is not used")
-        options = options.with_(text_scale=text_scale)
-
-        references = [
-            prepare_frames(r.reference_frames, options.height, options.width) for r in requests
-        ]
+        conditions = self.encode_conditions(requests, options.height, options.width)
         seeds = [options.seed if r.seed is None else r.seed for r in requests]
-        generators = [torch.Generator().manual_seed(seed) for seed in seeds]
-        branches, noise = self._conditions(requests, references, generators, options)
-        guided = DualCFG(self.denoiser, *branches, options.guidance())
-        sigmas = karras_sigmas(options.steps, device=self.device)
-        x = noise_to_initial_state(noise.to(self.device), sigmas[0])
-        x = sample(options.sampler, guided, x, sigmas, self._checked(callback))
-        _raise_if_not_finite(x)
-        scaling = self.components.vae.config.scaling_factor
-        frames = decode_latents(self.components.vae, x / scaling, options.decode_chunk_size)
-        videos = ((frames + 1.0) / 2.0).clamp(0.0, 1.0).permute(0, 1, 3, 4, 2).cpu()
-        results = []
-        for video, reference in zip(videos, references, strict=True):
-            video = video.clone()
-            video[: reference.shape[0]] = reference.permute(0, 2, 3, 1)  # keep given frames
-            results.append(video)
-        return results
+        latents = self.sample_latents(conditions, options, seeds, callback)
+        videos = self.decode(latents, options.decode_chunk_size)
+        return keep_reference_frames(videos, conditions.references)
 
-    # --- conditioning --------------------------------------------------------------------
+    # --- the three stages (the ComfyUI nodes call them one by one) ------------------------
 
-    def _conditions(self, requests, references, generators, options: PredictionOptions):
-        """The three branch conditions (each batch B) and the initial noise (B, T, C, h, w).
-
-        Per item the generator draws the cond_aug noise, then the latent noise, so an item's
-        randomness never depends on the rest of the batch.
-        """
-        components = self.components
-        frames_count = options.num_frames
-        image_embeddings, concat, noises, first_frames = [], [], [], []
-        for reference, generator in zip(references, generators, strict=True):
-            pixels = reference.to(self.device) * 2.0 - 1.0  # (K, 3, H, W) in [-1, 1]
-            latents = condition_latents(components.vae, pixels, options.cond_aug, generator)
-            latents = latents.float().unsqueeze(0)  # (1, K, C, h, w)
-            if self.aid is not None:
-                concat.append(self.aid.concat_latents(latents))
-            else:
-                concat.append(reference_concat_latents(latents, frames_count, "repeat_last"))
-            image_embeddings.append(clip_image_embedding(components.image_encoder, pixels[:1]))
-            first_frames.append(pixels[:1])
-            shape = (1, frames_count, *latents.shape[2:])
-            noises.append(torch.randn(shape, generator=generator))
-        image_embeddings = torch.cat(image_embeddings).float()
-        concat = torch.cat(concat)
-        batch = len(requests)
-        ids = svd_added_time_ids(options.fps, options.motion_bucket_id, options.cond_aug, batch)
-        ids = ids.to(self.device)
-        null_frame = dict(
-            image_embeddings=torch.zeros_like(image_embeddings),
-            concat_latents=torch.zeros_like(concat),
-            added_time_ids=ids,
-        )
-        frame = dict(image_embeddings=image_embeddings, concat_latents=concat, added_time_ids=ids)
+    @torch.no_grad()
+    def encode_conditions(
+        self, requests: Sequence[PredictionRequest], height: int, width: int
+    ) -> SemanticConditions:
+        """Seed-independent conditioning: prepared reference frames, CLIP image token and,
+        with AID, the MCondition of the instruction/states and of the null text."""
+        if not requests:
+            raise ValueError("nothing to encode: no prediction requests")
+        references = [prepare_frames(r.reference_frames, height, width) for r in requests]
+        first = torch.stack([r[0] for r in references]).to(self.device) * 2.0 - 1.0
+        image_embeddings = clip_image_embedding(self.components.image_encoder, first).float()
+        empty = [i for i, r in enumerate(requests) if not r.instruction.strip()]
         if self.aid is None:
-            branches = (
-                VideoCondition(**null_frame),
-                VideoCondition(**frame),
-                VideoCondition(**frame),
-            )
-            return branches, torch.cat(noises)
-
+            if any(r.instruction.strip() for r in requests):
+                logger.info("no AID weights loaded: plain SVD, the instruction is not used")
+            return SemanticConditions(references, image_embeddings, None, None, empty)
         config = self.aid.config
-        size = components.image_encoder.config.image_size
-        image_tokens = self.aid.image_context(clip_pixel_values(torch.cat(first_frames), size))
+        size = self.components.image_encoder.config.image_size
+        image_tokens = self.aid.image_context(clip_pixel_values(first, size))
         e_t, e_s = encode_text_condition(
             self.text_encoder,
             [r.instruction for r in requests],
             [r.states for r in requests],
             config.num_states,
         )
-        null_t, null_s = null_text_condition(self.text_encoder, batch, config.num_states)
+        null_t, null_s = null_text_condition(self.text_encoder, len(requests), config.num_states)
         device = self.device
-        full_mc = self.aid.build_mcondition(e_t.to(device), e_s.to(device), image_tokens)
-        null_mc = self.aid.build_mcondition(null_t.to(device), null_s.to(device), image_tokens)
+        full = self.aid.build_mcondition(e_t.to(device), e_s.to(device), image_tokens)
+        null = self.aid.build_mcondition(null_t.to(device), null_s.to(device), image_tokens)
+        return SemanticConditions(references, image_embeddings, full, null, empty)
+
+    @torch.no_grad()
+    def sample_latents(
+        self,
+        conditions: SemanticConditions,
+        options: PredictionOptions,
+        seeds: Sequence[int],
+        callback: ProgressCallback | None = None,
+    ) -> Tensor:
+        """Dual-CFG EDM sampling → (B, T, C, h, w) UNSCALED VAE latents.
+
+        Per item, a CPU generator seeded with its seed draws the cond_aug noise, then the
+        initial latent noise, so an item's result never depends on the rest of the batch.
+        """
+        options = self.resolve(options)
+        batch = len(conditions.references)
+        if len(seeds) != batch:
+            raise ValueError(f"{len(seeds)} seeds for a batch of {batch}")
+        for reference in conditions.references:
+            options.validate(reference.shape[0], self.size_multiple)
+        if conditions.empty_instructions and options.text_scale > 0 and self.aid is not None:
+            logger.warning(
+                "empty instruction (batch items %s) with text_scale=%g: text guidance is turned "
+                "off (text_scale=0)",
+                conditions.empty_instructions,
+                options.text_scale,
+            )
+            options = options.with_(text_scale=0.0)
+        branches, noise = self._frame_conditions(conditions, options, seeds)
+        guided = DualCFG(self.denoiser, *branches, options.guidance())
+        sigmas = karras_sigmas(options.steps, device=self.device)
+        x = noise_to_initial_state(noise.to(self.device), sigmas[0])
+        x = sample(options.sampler, guided, x, sigmas, self._checked(callback))
+        _raise_if_not_finite(x)
+        return x / self.components.vae.config.scaling_factor
+
+    @torch.no_grad()
+    def decode(self, latents: Tensor, chunk_size: int | None = 8) -> Tensor:
+        """(B, T, C, h, w) unscaled latents → (B, T, H, W, 3) frames in [0, 1] on the CPU."""
+        frames = decode_latents(self.components.vae, latents, chunk_size)
+        return ((frames + 1.0) / 2.0).clamp(0.0, 1.0).permute(0, 1, 3, 4, 2).cpu()
+
+    def _frame_conditions(self, conditions: SemanticConditions, options, seeds):
+        """The three branch conditions (batch B each) and the initial noise (B, T, C, h, w)."""
+        vae = self.components.vae
+        frames_count = options.num_frames
+        concat, noises = [], []
+        for reference, seed in zip(conditions.references, seeds, strict=True):
+            generator = torch.Generator().manual_seed(int(seed))
+            pixels = reference.to(self.device) * 2.0 - 1.0  # (K, 3, H, W) in [-1, 1]
+            latents = condition_latents(vae, pixels, options.cond_aug, generator)
+            latents = latents.float().unsqueeze(0)  # (1, K, C, h, w)
+            if self.aid is not None:
+                concat.append(self.aid.concat_latents(latents))
+            else:
+                concat.append(reference_concat_latents(latents, frames_count, "repeat_last"))
+            shape = (1, frames_count, *latents.shape[2:])
+            noises.append(torch.randn(shape, generator=generator))
+        concat = torch.cat(concat)
+        image_embeddings = conditions.image_embeddings
+        ids = svd_added_time_ids(
+            options.fps, options.motion_bucket_id, options.cond_aug, len(seeds)
+        ).to(self.device)
+        null_frame = dict(
+            image_embeddings=torch.zeros_like(image_embeddings),
+            concat_latents=torch.zeros_like(concat),
+            added_time_ids=ids,
+        )
+        frame = dict(image_embeddings=image_embeddings, concat_latents=concat, added_time_ids=ids)
+        null_mc, full_mc = conditions.null_mcondition, conditions.full_mcondition
         branches = (
             VideoCondition(**null_frame, mcondition=null_mc),
             VideoCondition(**frame, mcondition=null_mc),
