@@ -243,7 +243,7 @@ def test_wrong_files_are_clear_errors(encoder, fixture_dir, tmp_path):
     with pytest.raises(ValueError, match="no OpenCLIP text tower"):
         load_text_encoder(unet, tokenizer_dir=fixture_dir)
     (tmp_path / "garbage.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not json")
-    with pytest.raises(ValueError, match="not a readable safetensors"):
+    with pytest.raises(ValueError, match="not a safetensors file"):
         load_text_encoder(tmp_path / "garbage.safetensors", tokenizer_dir=fixture_dir)
     with pytest.raises(ValueError, match="not divisible by num_heads=3"):
         load_text_encoder(fixture_dir / "openclip_text.safetensors", num_heads=3)

@@ -26,6 +26,7 @@ from safetensors.torch import save_file
 from aid_model.aid.config import AIDConfig
 from aid_model.aid.model import AIDModel, SVDLike, attach_aid, base_unet_parameters
 from aid_model.aid.model import trainable_parameters as _trainable
+from aid_model.safetensors_io import CheckpointError, check_safetensors_file
 
 FORMAT_VERSION = "1"
 
@@ -66,6 +67,10 @@ def read_aid_metadata(path: str | Path) -> dict[str, str]:
     path = Path(path)
     if not path.is_file():
         raise AIDWeightsError(f"AID weight file not found: {path}")
+    try:
+        check_safetensors_file(path)  # pickles and truncated files get their own errors
+    except CheckpointError as error:
+        raise AIDWeightsError(str(error)) from None
     with safe_open(str(path), framework="pt") as file:
         metadata = file.metadata() or {}
     version = metadata.get("aid_format_version")

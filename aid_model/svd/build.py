@@ -17,7 +17,7 @@ from diffusers.models.unets.unet_3d_blocks import MidBlockTemporalDecoder
 from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-from aid_model.svd.safetensors_io import CheckpointError
+from aid_model.safetensors_io import CheckpointError
 
 # The original UNet's ResBlocks (spatial and temporal) normalise with GroupNorm eps 1e-5.
 ORIGINAL_UNET_RESBLOCK_EPS = 1e-5

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from aid_model.safetensors_io import CheckpointError, read_shapes
 from aid_model.svd.layout import infer_svd_layout, split_components, summarize_prefixes
-from aid_model.svd.safetensors_io import CheckpointError, read_shapes
 
 
 def describe_source(

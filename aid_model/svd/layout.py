@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
-from aid_model.svd.safetensors_io import CheckpointError
+from aid_model.safetensors_io import CheckpointError
 
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."

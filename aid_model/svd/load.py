@@ -11,6 +11,7 @@ import torch
 from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
+from aid_model.safetensors_io import CheckpointError, read_shapes, read_tensors
 from aid_model.svd.build import build_image_encoder, build_unet, build_vae, load_weights
 from aid_model.svd.convert import (
     convert_clip_vision,
@@ -24,7 +25,6 @@ from aid_model.svd.layout import (
     split_components,
     summarize_prefixes,
 )
-from aid_model.svd.safetensors_io import CheckpointError, read_shapes, read_tensors
 
 logger = logging.getLogger(__name__)
 

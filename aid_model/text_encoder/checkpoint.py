@@ -11,37 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import safe_open
+
+from aid_model.safetensors_io import check_safetensors_file
 
 from .convert import is_non_text_key
 
 SD2_TEXT_PREFIX = "cond_stage_model.model."
 _OPENCLIP_MARKER = "token_embedding.weight"
 _TRANSFORMERS_MARKER = "text_model."
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
-# torch.save writes a zip archive; older files are a bare pickle (protocol ≥ 2 starts 0x80).
-_PICKLE_MAGICS = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
-
-
-def pickle_refusal(path: Path) -> ValueError:
-    """The error for a pickled checkpoint, with the one-off conversion to safetensors."""
-    return ValueError(
-        f"{str(path)!r} is a pickled PyTorch checkpoint; only safetensors files are loaded "
-        "(unpickling can run arbitrary code). Convert it once, where you trust the file:\n"
-        "  import torch, safetensors.torch\n"
-        f"  sd = torch.load({str(path)!r}, map_location='cpu', weights_only=True)\n"
-        "  sd = sd.get('state_dict', sd)\n"
-        "  safetensors.torch.save_file({k: v.contiguous() for k, v in sd.items()"
-        " if isinstance(v, torch.Tensor)}, 'model.safetensors')\n"
-        "or use the '.safetensors' file the model's publisher ships."
-    )
-
-
-def _looks_pickled(path: Path) -> bool:
-    with path.open("rb") as handle:
-        return handle.read(4).startswith(_PICKLE_MAGICS)
-
-
 def read_openclip_text_tower(path: str | Path) -> dict[str, torch.Tensor]:
     """Load the text tower of an open_clip or SD 2.x safetensors file, OpenCLIP key names.
 
@@ -56,16 +34,8 @@ def read_openclip_text_tower(path: str | Path) -> dict[str, torch.Tensor]:
     Raises:
         ValueError: pickled file, unreadable file, or no OpenCLIP text tower in it.
     """
-    path = Path(path)
-    if path.suffix.lower() in PICKLE_SUFFIXES:
-        raise pickle_refusal(path)
-    try:
-        handle = safe_open(str(path), framework="pt")
-    except (SafetensorError, OSError) as error:
-        if _looks_pickled(path):
-            raise pickle_refusal(path) from error
-        raise ValueError(f"{str(path)!r} is not a readable safetensors file: {error}") from error
-    with handle:
+    path = check_safetensors_file(path)  # refuses pickles, names truncated/foreign files
+    with safe_open(str(path), framework="pt") as handle:
         keys = list(handle.keys())
         if any(key.startswith(SD2_TEXT_PREFIX) for key in keys):
             prefix = SD2_TEXT_PREFIX

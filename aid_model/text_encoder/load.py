@@ -8,7 +8,9 @@ from pathlib import Path
 import torch
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-from .checkpoint import PICKLE_SUFFIXES, pickle_refusal, read_openclip_text_tower
+from aid_model.safetensors_io import PICKLE_SUFFIXES, check_safetensors_file
+
+from .checkpoint import read_openclip_text_tower
 from .convert import openclip_to_transformers, text_config_from_openclip
 from .encoder import TextEncoder
 from .tokenizer import OpenCLIPTokenizer, has_tokenizer_files, load_tokenizer
@@ -74,7 +76,7 @@ def _load_transformers_folder(
     if not any((folder / name).is_file() for name in _WEIGHTS):
         pickled = [name for name in _PICKLED_WEIGHTS if (folder / name).is_file()]
         if pickled:
-            raise pickle_refusal(folder / pickled[0])
+            check_safetensors_file(folder / pickled[0])  # raises the refusal with the fix
         raise FileNotFoundError(f"{str(folder)!r} has a config.json but no model.safetensors")
     config = CLIPTextConfig.from_pretrained(str(folder), local_files_only=True)
     if num_heads is not None and num_heads != config.num_attention_heads:
@@ -141,7 +143,7 @@ def load_text_encoder(
     if not source.exists():
         raise FileNotFoundError(f"text encoder source {str(source)!r} does not exist")
     if not source.is_dir() and source.suffix.lower() in PICKLE_SUFFIXES:
-        raise pickle_refusal(source)
+        check_safetensors_file(source)  # raises the refusal with the conversion command
     # The tokenizer first: a missing one is found before gigabytes of weights are read.
     candidates = [source, source.parent / "tokenizer"] if source.is_dir() else [source.parent]
     tokenizer = _tokenizer_for(source, tokenizer_dir, candidates, use_ftfy)

@@ -1,4 +1,5 @@
-"""Reading weight files safely: safetensors only, with errors that say what to do.
+"""Reading weight files safely, for every loader of the project: safetensors only, with errors
+that say what to do.
 
 Pickled checkpoints (.ckpt, .pt, .bin, .pth) can execute code when loaded, so they are
 refused with the one-line conversion a user can run once on a file they trust.
