@@ -1,0 +1,54 @@
+"""Training and evaluation data: the paper's datasets and your own, as T-frame clips.
+
+    from aid_model.data import build_dataset, collate_clips
+    dataset = build_dataset({"name": "ssv2", "root": "data/ssv2", "split": "train"})
+    loader = DataLoader(dataset, batch_size=4, collate_fn=collate_clips, sampler=...)
+
+Every item follows the contract in ``aid_model.data.sample`` (frames (T, 3, H, W) in
+[−1, 1], instruction, states, num_reference_frames, sample_id, fps). One module per
+concept: ``decode`` (reading frames), ``clips`` (which frames, to a tensor), ``base`` (the
+dataset all loaders share: skipping, determinism), ``states`` (the state-cache join), one
+module per dataset, ``build`` (the config factory). See docs/datasets.md.
+
+Names are resolved lazily so importing this package stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "SAMPLE_KEYS": "aid_model.data.sample",
+    "collate_clips": "aid_model.data.sample",
+    "make_sample": "aid_model.data.sample",
+    "build_dataset": "aid_model.data.build",
+    "DATASET_NAMES": "aid_model.data.build",
+    "dataset_options": "aid_model.data.build",
+    "ClipDataset": "aid_model.data.base",
+    "ClipRecord": "aid_model.data.base",
+    "EmptyDatasetError": "aid_model.data.base",
+    "SkipReport": "aid_model.data.base",
+    "DecodeError": "aid_model.data.decode",
+    "SSv2Dataset": "aid_model.data.ssv2",
+    "BridgeDataset": "aid_model.data.bridge",
+    "Epic100Dataset": "aid_model.data.epic",
+    "UCF101Dataset": "aid_model.data.ucf101",
+    "GenericDataset": "aid_model.data.generic",
+    "UCF101_CAPTIONS": "aid_model.data.ucf101_captions",
+    "export_first_frames": "aid_model.data.states",
+    "read_state_texts": "aid_model.data.states",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aid_model.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
