@@ -1,22 +1,30 @@
-"""The user-facing job: predict a video from reference frames and an instruction."""
+"""The user-facing job: predict a video from reference frames and an instruction.
 
-from aid_model.pipeline.loading import load_pipeline, parse_dtype
-from aid_model.pipeline.long_video import predict_long_video
-from aid_model.pipeline.options import PredictionOptions
-from aid_model.pipeline.pipeline import (
-    AIDPipeline,
-    PredictionRequest,
-    SemanticConditions,
-    keep_reference_frames,
-)
+Names resolve lazily (PEP 562) so that ``aid_model.pipeline.options`` — read by every CLI
+start — does not import diffusers.
+"""
 
-__all__ = [
-    "AIDPipeline",
-    "PredictionOptions",
-    "PredictionRequest",
-    "SemanticConditions",
-    "keep_reference_frames",
-    "load_pipeline",
-    "parse_dtype",
-    "predict_long_video",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "AIDPipeline": "aid_model.pipeline.pipeline",
+    "PredictionRequest": "aid_model.pipeline.pipeline",
+    "SemanticConditions": "aid_model.pipeline.pipeline",
+    "keep_reference_frames": "aid_model.pipeline.pipeline",
+    "PredictionOptions": "aid_model.pipeline.options",
+    "load_pipeline": "aid_model.pipeline.loading",
+    "parse_dtype": "aid_model.pipeline.loading",
+    "predict_long_video": "aid_model.pipeline.long_video",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aid_model.pipeline' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,134 @@
+"""``SyntheticStatePrompter``: the synthetic world's stand-in for the vision-language model.
+
+It has the real ``StatePrompter``'s interface (``predict_states``, ``predict``,
+``model_id``, ``template_version``), so the state cache, ``annotate`` and the pipeline
+take it where they take a VLM. Like the VLM it sees only the first frame and the
+instruction: it finds the objects in the frame (``detect``), reads the instruction
+(``instructions``), imagines the move at the world's typical distance, stopping at the
+border, and describes it (``states``). It works on any frame of this world, not only on
+frames generated with a known trajectory.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+from aid_model.states.images import ImageInput, load_image
+from aid_model.states.prompter import StatePrediction
+from aid_model.synthetic.detect import detect_objects
+from aid_model.synthetic.instructions import parse_instruction
+from aid_model.synthetic.motion import instructed_trajectory
+from aid_model.synthetic.states import trajectory_states
+from aid_model.synthetic.world import WorldConfig
+
+logger = logging.getLogger(__name__)
+
+SYNTHETIC_TEMPLATE_VERSION = "synthetic-states-v1"
+
+
+class SyntheticStatePrompter:
+    """Writes S states for (first frame, instruction) pairs of the synthetic world.
+
+    ``travel``: the distance in px the imagined move covers; None = the middle of the
+    world's range (18 px by default). The ground truth moves anywhere in that range, so
+    these states can name a different final position than a clip's own states do, as a
+    VLM's guess would.
+    """
+
+    def __init__(self, config: WorldConfig | None = None, travel: float | None = None) -> None:
+        self.config = config or WorldConfig()
+        self.travel = (
+            (self.config.min_travel + self.config.max_travel) / 2.0 if travel is None else travel
+        )
+        self.model_id = "synthetic-world"
+        self.template_version = SYNTHETIC_TEMPLATE_VERSION
+
+    def predict_states(
+        self,
+        images: Sequence[ImageInput] | ImageInput,
+        instructions: Sequence[str] | str,
+        num_states: int = 4,
+        *,
+        batch_size: int = 4,
+    ) -> list[list[str]]:
+        """``num_states`` states per (image, instruction) pair, in input order.
+
+        Same forms as ``StatePrompter.predict_states``: one image or a sequence, one
+        instruction per image or one for all. ``batch_size`` is accepted for the shared
+        interface and has no effect.
+        """
+        predictions = self.predict(images, instructions, num_states, batch_size=batch_size)
+        for prediction in predictions:
+            for warning in prediction.warnings:
+                logger.warning("states for %r: %s", prediction.instruction, warning)
+        return [prediction.states for prediction in predictions]
+
+    def predict(
+        self,
+        images: Sequence[ImageInput] | ImageInput,
+        instructions: Sequence[str] | str,
+        num_states: int = 4,
+        *,
+        batch_size: int = 4,
+    ) -> list[StatePrediction]:
+        """Like ``predict_states``, with each answer's text and warnings.
+
+        When the instruction cannot be read or its object is not in the frame, the
+        instruction fills every state (as the VLM's parser does) and a warning says why.
+        """
+        del batch_size  # nothing to batch: detection is per frame
+        if num_states < 1:
+            raise ValueError(f"num_states must be at least 1, got {num_states}")
+        image_list = _as_list(images)
+        if isinstance(instructions, str):
+            instruction_list = [instructions] * len(image_list)
+        else:
+            instruction_list = [str(text) for text in instructions]
+        if len(instruction_list) != len(image_list):
+            raise ValueError(
+                f"got {len(image_list)} images but {len(instruction_list)} instructions; "
+                f"pass one instruction per image, or a single string for all of them"
+            )
+        return [
+            self._predict_one(image, text, num_states)
+            for image, text in zip(image_list, instruction_list, strict=True)
+        ]
+
+    def _predict_one(self, image: ImageInput, instruction: str, num_states: int) -> StatePrediction:
+        frame = np.asarray(load_image(image), dtype=np.uint8)
+        try:
+            command = parse_instruction(instruction)
+        except ValueError as error:
+            return _fallback(instruction, num_states, str(error))
+        found = detect_objects(frame, self.config)
+        named = [obj for obj in found if obj.identity == command.target]
+        if len(named) != 1:
+            return _fallback(
+                instruction,
+                num_states,
+                f"the frame has {len(named)} {command.colour} {command.shape}(s), expected one",
+            )
+        objects = [obj.as_scene_object() for obj in found]
+        target = found.index(named[0])
+        trajectory = instructed_trajectory(
+            objects, target, command.direction, self.travel, self.config
+        )
+        states = trajectory_states(objects[target], trajectory[:, target], num_states, self.config)
+        raw_text = "\n".join(f"{number}. {state}" for number, state in enumerate(states, 1))
+        return StatePrediction(instruction, states, raw_text, num_found=num_states)
+
+
+def _as_list(images: Sequence[ImageInput] | ImageInput) -> list[ImageInput]:
+    """One image or a sequence of them as a list; a (frames, H, W, C) batch is many images."""
+    if isinstance(images, (list, tuple)):
+        return list(images)
+    if len(getattr(images, "shape", ())) == 4:
+        return list(images)
+    return [images]
+
+
+def _fallback(instruction: str, num_states: int, why: str) -> StatePrediction:
+    return StatePrediction(instruction, [instruction] * num_states, "", num_found=0, warnings=[why])
