@@ -13,7 +13,7 @@ import importlib
 from collections.abc import Sequence
 
 # Module names under aid_model.cli, in the order `--help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("info", "parity", "predict", "states", "synthetic")
+COMMAND_MODULES: tuple[str, ...] = ("info", "parity", "predict", "states", "synthetic", "train")
 
 
 def build_parser() -> argparse.ArgumentParser:
