@@ -17,6 +17,7 @@ from aid_model.states.parser import resample_states
 logger = logging.getLogger(__name__)
 
 NULL_TEXT = ""  # the null text condition: empty instruction and empty states
+_WARNED_COUNTS: set[tuple[int, int]] = set()  # (given, wanted): warn once each, not per sample
 
 
 def fit_states(states: Sequence[str] | None, num_states: int, instruction: str) -> list[str]:
@@ -30,8 +31,11 @@ def fit_states(states: Sequence[str] | None, num_states: int, instruction: str) 
     if not cleaned:
         return [instruction] * num_states
     fitted, warning = resample_states(cleaned, num_states)
-    if warning:
-        logger.warning("states for %r: %s", instruction, warning)
+    counts = (len(cleaned), num_states)
+    if warning and counts not in _WARNED_COUNTS:
+        _WARNED_COUNTS.add(counts)
+        logger.warning("states for %r: %s (said once for every list of %d states)",
+                       instruction, warning, len(cleaned))
     return fitted
 
 
