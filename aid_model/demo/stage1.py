@@ -1,0 +1,204 @@
+"""Stage 1 of the miniature: the "pretrained SVD" it stands on, trained here.
+
+1. The temporal VAE on the world's clips (reconstruction + a small KL term); its latent
+   scale is then set so latents have unit standard deviation, as SD's 0.18215 does.
+2. A base image-to-video UNet, SVD's recipe: EDM with v-prediction, the first frame as
+   concat latent (with cond_aug noise) and CLIP image token, no text, objects moving at
+   random; the frame condition is dropped 10 % of the time so CFG works.
+
+Every draw comes from a generator seeded by (seed, step, sample), so a run resumed from
+its checkpoint continues exactly as an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from aid_model.conditioning import clip_image_embedding, svd_added_time_ids
+from aid_model.demo import configs
+from aid_model.sampling import VideoCondition, VideoDenoiser
+from aid_model.synthetic import SyntheticClipDataset
+from aid_model.train.checkpoint import atomic_write_file
+from aid_model.train.ema import EMA
+from aid_model.train.loss import denoising_loss, sample_sigma
+from aid_model.train.randomness import sample_generator
+from aid_model.train.schedule import warmup_cosine_factor
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StageSettings:
+    steps: int
+    batch_size: int
+    learning_rate: float
+    warmup_steps: int = 50
+    ema_decay: float = 0.995
+    checkpoint_every: int = 100
+    seed: int = 0
+    frame_drop: float = 0.1  # base only: frame condition dropped (zero latent and token)
+    cond_aug: float = 0.02
+    p_mean: float = 0.7  # SVD's video noise distribution, as the AID stage uses
+    p_std: float = 1.6
+
+
+VAE_SETTINGS = StageSettings(steps=800, batch_size=2, learning_rate=1e-3, ema_decay=0.99)
+BASE_SETTINGS = StageSettings(steps=1200, batch_size=4, learning_rate=4e-4)
+KL_WEIGHT = 1e-6
+
+
+def clip_batch(dataset: SyntheticClipDataset, step: int, batch_size: int) -> Tensor:
+    """(B, T, 3, H, W) in [−1, 1]: the clips a step sees, fixed by the step number."""
+    first = step * batch_size
+    return torch.stack([dataset[(first + i) % len(dataset)]["frames"] for i in range(batch_size)])
+
+
+def vae_loss(vae, frames: Tensor, generator: torch.Generator) -> Tensor:
+    """Reconstruction (MSE, pixels in [−1, 1]) + KL_WEIGHT × KL, on whole clips so the
+    temporal decoder learns to mix frames."""
+    num_frames = frames.shape[1]
+    images = frames.flatten(0, 1)
+    posterior = vae.encode(images).latent_dist
+    noise = torch.randn(posterior.mean.shape, generator=generator)
+    latents = posterior.mean + posterior.std * noise
+    reconstruction = vae.decode(latents, num_frames=num_frames).sample
+    kl = posterior.kl().mean() / images[0].numel()
+    return F.mse_loss(reconstruction, images) + KL_WEIGHT * kl
+
+
+@torch.no_grad()
+def latent_scale(vae, dataset: SyntheticClipDataset, clips: int = 64) -> float:
+    """1 / std of the VAE latent modes: the scaling factor SD/SVD hard-code as 0.18215."""
+    modes = [vae.encode(dataset[i]["frames"]).latent_dist.mode() for i in range(clips)]
+    return float(1.0 / torch.cat(modes).std())
+
+
+def base_loss(components, frames: Tensor, settings: StageSettings, step: int) -> Tensor:
+    """SVD's EDM loss for one batch of clips (B, T, 3, H, W) in [−1, 1]."""
+    vae, image_encoder = components.vae, components.image_encoder
+    batch, num_frames = frames.shape[:2]
+    generators = [sample_generator(settings.seed, step, 0, i, 1) for i in range(batch)]
+    with torch.no_grad():
+        scale = vae.config.scaling_factor
+        target = vae.encode(frames.flatten(0, 1)).latent_dist.mode() * scale
+        target = target.reshape(batch, num_frames, *target.shape[1:])
+        first = frames[:, 0]
+        aug_noise = torch.stack([torch.randn(first.shape[1:], generator=g) for g in generators])
+        concat = vae.encode(first + settings.cond_aug * aug_noise).latent_dist.mode()
+        concat = concat.unsqueeze(1).expand(-1, num_frames, -1, -1, -1)
+        embeddings = clip_image_embedding(image_encoder, first)
+        drop = torch.tensor([torch.rand((), generator=g).item() < settings.frame_drop
+                             for g in generators]).float()
+        keep = (1.0 - drop).reshape(batch, 1, 1, 1, 1)
+        concat = concat * keep
+        embeddings = embeddings * keep.reshape(batch, 1, 1)
+        sigma = torch.stack([sample_sigma(g, settings.p_mean, settings.p_std) for g in generators])
+        noise = torch.stack([torch.randn(target.shape[1:], generator=g) for g in generators])
+    ids = svd_added_time_ids(configs.FPS, 127, settings.cond_aug, batch)
+    condition = VideoCondition(embeddings, concat, ids)
+    noisy = target + sigma.reshape(batch, 1, 1, 1, 1) * noise
+    denoised = VideoDenoiser(components.unet)(noisy, sigma, condition)
+    mask = torch.ones(batch, num_frames)
+    return denoising_loss(denoised, target, sigma, mask).mean()
+
+
+def train_loop(
+    name: str,
+    module: nn.Module,
+    loss_fn: Callable[[int], Tensor],
+    settings: StageSettings,
+    folder: Path,
+) -> dict:
+    """AdamW + warm-up/cosine + clipping + EMA; checkpoints every ``checkpoint_every``
+    steps into ``folder/{name}.ckpt`` and resumes from it. Ends with the EMA weights
+    copied into ``module``. Returns a summary (first/last losses, wall time)."""
+    parameters = {n: p for n, p in module.named_parameters() if p.requires_grad}
+    optimizer = torch.optim.AdamW(parameters.values(), lr=settings.learning_rate,
+                                  weight_decay=0.01)
+    ema = EMA(parameters, settings.ema_decay)
+    folder.mkdir(parents=True, exist_ok=True)
+    checkpoint = folder / f"{name}.ckpt"
+    log_path = folder / f"{name}.jsonl"
+    start, elapsed = 0, 0.0
+    if checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=True)
+        module.load_state_dict(state["module"])
+        optimizer.load_state_dict(state["optimizer"])
+        ema.load_state_dict(state["ema"])
+        start, elapsed = state["step"], state["elapsed"]
+        logger.info("%s: resumed at step %d", name, start)
+    module.train()
+    began = time.perf_counter() - elapsed
+    with log_path.open("a") as log:
+        for step in range(start, settings.steps):
+            factor = warmup_cosine_factor(step, settings.warmup_steps, settings.steps)
+            for group in optimizer.param_groups:
+                group["lr"] = settings.learning_rate * factor
+            loss = loss_fn(step)
+            if not math.isfinite(loss.item()):
+                raise FloatingPointError(f"{name}: loss is {loss.item()} at step {step}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters.values(), 1.0)
+            optimizer.step()
+            ema.update()
+            log.write(json.dumps({"step": step, "loss": round(loss.item(), 6),
+                                  "lr": settings.learning_rate * factor,
+                                  "wall_s": round(time.perf_counter() - began, 1)}) + "\n")
+            log.flush()
+            if (step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.steps:
+                state = {"module": module.state_dict(), "optimizer": optimizer.state_dict(),
+                         "ema": ema.state_dict(), "step": step + 1,
+                         "elapsed": time.perf_counter() - began}
+                atomic_write_file(checkpoint, lambda path, s=state: torch.save(s, path))
+    with torch.no_grad():
+        for n, p in parameters.items():  # keep the EMA weights
+            p.copy_(ema.shadow[n].to(p.dtype))
+    module.eval()
+    losses = [json.loads(line)["loss"] for line in log_path.read_text().splitlines()]
+    return {"stage": name, "settings": asdict(settings), "steps": len(losses),
+            "first_loss_mean": sum(losses[:50]) / max(1, len(losses[:50])),
+            "last_loss_mean": sum(losses[-50:]) / max(1, len(losses[-50:])),
+            "wall_s": round(time.perf_counter() - began, 1)}
+
+
+def train_stage1(components, work: Path, vae_settings: StageSettings = VAE_SETTINGS,
+                 base_settings: StageSettings = BASE_SETTINGS) -> list[dict]:
+    """Trains the VAE, sets its latent scale, then trains the base UNet (in place)."""
+    work.mkdir(parents=True, exist_ok=True)
+    random_clips = SyntheticClipDataset(100_000, split="train", seed=vae_settings.seed,
+                                        random_motion=True)
+    components.unet.requires_grad_(False)
+    components.vae.requires_grad_(True)
+
+    def vae_step(step: int) -> Tensor:
+        frames = clip_batch(random_clips, step, vae_settings.batch_size)
+        return vae_loss(components.vae, frames, sample_generator(vae_settings.seed, step, 0, 0, 2))
+
+    summaries = [train_loop("vae", components.vae, vae_step, vae_settings, work)]
+    components.vae.requires_grad_(False)
+    scale = latent_scale(components.vae, random_clips)
+    components.vae.register_to_config(scaling_factor=scale)
+    summaries[0]["scaling_factor"] = scale
+
+    components.unet.requires_grad_(True)
+    base_clips = SyntheticClipDataset(100_000, split="train", seed=base_settings.seed + 1,
+                                      random_motion=True)
+
+    def base_step(step: int) -> Tensor:
+        frames = clip_batch(base_clips, step, base_settings.batch_size)
+        return base_loss(components, frames, base_settings, step)
+
+    summaries.append(train_loop("base", components.unet, base_step, base_settings, work))
+    components.unet.requires_grad_(False)
+    return summaries

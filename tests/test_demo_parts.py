@@ -1,0 +1,94 @@
+"""The miniature's building blocks: the world's tokenizer and text tower, the untrained
+components, and the stage-1 loop's exact resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from aid_model.demo import configs
+from aid_model.demo.components import build_components, write_text_encoder
+from aid_model.demo.stage1 import StageSettings, train_loop
+from aid_model.demo.tokenizer import apply_bpe, order_merges, write_tokenizer
+from aid_model.synthetic import vocabulary
+from aid_model.text_encoder import load_text_encoder, load_tokenizer
+
+
+def test_every_word_of_the_world_is_one_token(tmp_path):
+    words = vocabulary()
+    folder = write_tokenizer(tmp_path / "tok", words)
+    tokenizer = load_tokenizer(folder)
+    ids = tokenizer(words)
+    assert ((ids != 0).sum(dim=1) == 3).all()  # start, the word, end
+    assert len(set(ids[:, 1].tolist())) == len(words)
+    vocab = json.loads((folder / "vocab.json").read_text())
+    assert vocab["!"] == 0  # open_clip pads with the id of "!"
+    assert vocab["<|endoftext|>"] == len(vocab) - 1
+    # Unknown words still tokenize (into byte symbols), they are just longer.
+    assert (tokenizer(["zebra"])[0] != 0).sum() > 3
+
+
+def test_merge_ordering_resolves_conflicts():
+    # "ri" of "right" would cut "triangle" if it ranked first.
+    words = ["right", "triangle", "centre", "red"]
+    merges = order_merges(words)
+    ranks = {merge: rank for rank, merge in enumerate(merges)}
+    assert all(len(apply_bpe(w, ranks)) == 1 for w in words)
+
+
+def test_text_tower_loads_like_any_transformers_folder(tmp_path):
+    folder = write_text_encoder(tmp_path / "text", vocabulary())
+    encoder = load_text_encoder(folder)
+    embeddings = encoder.encode(["move the red circle left", "move the red circle right", ""])
+    assert embeddings.shape == (3, 77, configs.CONTEXT_WIDTH)
+    assert (embeddings[0] - embeddings[1]).abs().max() > 1e-3
+
+
+def test_components_have_the_documented_sizes():
+    components = build_components()
+    assert components.vae.config.latent_channels == 8
+    assert components.unet.config.in_channels == 16
+    levels = len(components.unet.config.block_out_channels)
+    vae_levels = len(components.vae.config.block_out_channels)
+    assert configs.IMAGE_SIZE % (2 ** (levels - 1) * 2 ** (vae_levels - 1)) == 0
+    # Resblock norms as the original SVD (what load_svd gives every UNet).
+    assert components.unet.down_blocks[0].resnets[0].spatial_res_block.norm1.eps == 1e-5
+
+
+def test_stage1_loop_resumes_exactly(tmp_path):
+    settings = StageSettings(steps=6, batch_size=1, learning_rate=0.05, warmup_steps=2,
+                             checkpoint_every=2, ema_decay=0.9)
+
+    def make():
+        torch.manual_seed(0)
+        return nn.Linear(3, 2)
+
+    def loss_fn(module):
+        def loss(step: int) -> torch.Tensor:
+            generator = torch.Generator().manual_seed(step)
+            x = torch.randn(4, 3, generator=generator)
+            return (module(x) - x[:, :2]).pow(2).mean()
+
+        return loss
+
+    whole = make()
+    train_loop("run", whole, loss_fn(whole), settings, tmp_path / "whole")
+
+    interrupted = make()
+    uninterrupted_loss = loss_fn(interrupted)
+
+    def crash_at_four(step: int) -> torch.Tensor:
+        if step == 4:
+            raise KeyboardInterrupt  # the machine went away after the step-4 checkpoint
+        return uninterrupted_loss(step)
+
+    with pytest.raises(KeyboardInterrupt):
+        train_loop("run", interrupted, crash_at_four, settings, tmp_path / "resumed")
+    assert torch.load(tmp_path / "resumed" / "run.ckpt", weights_only=True)["step"] == 4
+    resumed = make()  # a new process: fresh module, state from the checkpoint
+    train_loop("run", resumed, loss_fn(resumed), settings, tmp_path / "resumed")
+    for a, b in zip(whole.parameters(), resumed.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
