@@ -1,1 +1,42 @@
-"""Thin ComfyUI layer: one class per node, each calling one ``aid_model`` function."""
+"""Thin ComfyUI layer: one class per node, each calling one ``aid_model`` function.
+
+ComfyUI reads ``NODE_CLASS_MAPPINGS`` and ``NODE_DISPLAY_NAME_MAPPINGS`` from the
+extension's root ``__init__.py``, which re-exports these. Modules here import each other
+relatively (ComfyUI has its own top-level ``nodes`` module) and import ``aid_model`` inside
+the node functions, so ComfyUI starts without loading diffusers.
+"""
+
+from .comfy_services import register_model_folders
+from .conditioning import BatchAIDConditioning, BuildMCondition
+from .loaders import LoadAIDModel, LoadAIDTextEncoder, LoadStatePrompter
+from .long_video import AIDLongVideo
+from .sampling import AIDDecode, DualCFGSampler
+from .states import PredictFutureStates
+
+NODE_CLASS_MAPPINGS: dict[str, type] = {
+    "AIDLoadModel": LoadAIDModel,
+    "AIDLoadTextEncoder": LoadAIDTextEncoder,
+    "AIDLoadStatePrompter": LoadStatePrompter,
+    "AIDPredictFutureStates": PredictFutureStates,
+    "AIDBuildMCondition": BuildMCondition,
+    "AIDBatchConditioning": BatchAIDConditioning,
+    "AIDSampler": DualCFGSampler,
+    "AIDDecode": AIDDecode,
+    "AIDLongVideo": AIDLongVideo,
+}
+
+NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
+    "AIDLoadModel": "Load AID Model",
+    "AIDLoadTextEncoder": "Load AID Text Encoder",
+    "AIDLoadStatePrompter": "Load State Prompter",
+    "AIDPredictFutureStates": "Predict Future States",
+    "AIDBuildMCondition": "Build MCondition (DQFormer)",
+    "AIDBatchConditioning": "Batch AID Conditioning",
+    "AIDSampler": "Dual-CFG EDM Sampler",
+    "AIDDecode": "AID Decode",
+    "AIDLongVideo": "AID Long Video",
+}
+
+register_model_folders()
+
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

@@ -24,6 +24,16 @@ STAGE2_CONFIG = REPO / "configs" / "demo_synthetic.yaml"
 TRAIN_CLIPS = 4000
 
 
+def write_training_set(folder: Path, num_clips: int = TRAIN_CLIPS) -> Path:
+    """The instructed clips of stage 2, in the generic format users' data has."""
+    from aid_model.synthetic.clip import generate_clip
+    from aid_model.synthetic.dataset import clip_seeds
+    from aid_model.synthetic.writer import write_dataset
+
+    seeds = clip_seeds("train", 0, num_clips)
+    return write_dataset(folder, (generate_clip(seed, num_states=4) for seed in seeds))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -44,23 +54,18 @@ def main() -> None:
     start = time.perf_counter()
     data = work / "synthetic_train"
     if not (data / "annotations.jsonl").exists():
-        from aid_model.synthetic.clip import generate_clip
-        from aid_model.synthetic.dataset import clip_seeds
-        from aid_model.synthetic.writer import write_dataset
-
-        seeds = clip_seeds("train", 0, TRAIN_CLIPS)
-        write_dataset(data, (generate_clip(seed, num_states=4) for seed in seeds))
+        write_training_set(data)
     timings["dataset_s"] = round(time.perf_counter() - start, 1)
 
     start = time.perf_counter()
-    from aid_model.train import load_train_config, train
+    from aid_model.train import FINAL_WEIGHTS, load_train_config, train
 
     config = load_train_config(STAGE2_CONFIG, [
         f"output_dir={work / 'aid'}", f"model.svd={out / SVD_DIR}",
         f"text_encoder.source={out / 'text_encoder'}", f"data.root={data}",
     ])
     result = train(config, resume="auto")
-    shutil.copyfile(Path(config.output_dir) / "aid_final.safetensors", out / AID_FILE)
+    shutil.copyfile(Path(config.output_dir) / FINAL_WEIGHTS, out / AID_FILE)
     timings["stage2_s"] = round(time.perf_counter() - start, 1)
 
     stage1 = work / "stage1" / "stage1.json"

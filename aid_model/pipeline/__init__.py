@@ -15,6 +15,7 @@ _EXPORTS = {
     "SemanticConditions": "aid_model.pipeline.pipeline",
     "keep_reference_frames": "aid_model.pipeline.pipeline",
     "PredictionOptions": "aid_model.pipeline.options",
+    "concat_conditions": "aid_model.pipeline.batching",
     "load_pipeline": "aid_model.pipeline.loading",
     "parse_dtype": "aid_model.pipeline.loading",
     "predict_long_video": "aid_model.pipeline.long_video",

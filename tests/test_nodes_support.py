@@ -1,0 +1,160 @@
+"""Shared set-up of the node and workflow tests (no tests of its own).
+
+The extension is imported the way ComfyUI imports it: the repository root loaded as a
+package from its ``__init__.py`` under a name that is not a valid identifier, so relative
+imports and the ``sys.path`` entry for ``aid_model`` are exercised as in ComfyUI. A models
+folder with tiny files (the shared fixtures) stands in for ComfyUI's ``models/``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_NAME = "custom_nodes.comfyui-aid"  # what ComfyUI's loader would make of the folder
+
+# Names the tiny files get in the test models folder.
+SVD_FILE = "svd_tiny.safetensors"
+AID_FILE = "aid_tiny.safetensors"
+TEXT_ENCODER_FILE = "openclip_tiny.safetensors"
+BARE_TEXT_ENCODER_FILE = "bare/openclip_tiny_no_tokenizer.safetensors"
+# Heads the fixtures were built with (the weights cannot say).
+SVD_HEADS = {"unet_head_channels": 16, "clip_num_heads": 2}
+TEXT_HEADS = 4
+TINY_SIZE = 16  # pixels; the SVD fixture's native size
+
+
+@functools.cache
+def load_package() -> ModuleType:
+    """The repository root as ComfyUI loads a custom node folder."""
+    spec = importlib.util.spec_from_file_location(
+        PACKAGE_NAME, REPO_ROOT / "__init__.py", submodule_search_locations=[str(REPO_ROOT)]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PACKAGE_NAME] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def services() -> ModuleType:
+    return sys.modules[f"{load_package().__name__}.nodes.comfy_services"]
+
+
+def node(type_name: str):
+    """An instance of the node class registered as ``type_name``."""
+    return load_package().NODE_CLASS_MAPPINGS[type_name]()
+
+
+def write_comfy_tokenizer(folder: Path, clip_text_dir: Path) -> Path:
+    """A stand-in for ComfyUI's ``comfy/sd1_tokenizer``: the same BPE files, with ComfyUI's
+    tokenizer config (OpenAI's: pad token <|endoftext|>, not open_clip's 0)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("vocab.json", "merges.txt"):
+        shutil.copy(clip_text_dir / name, folder / name)
+    config = {
+        "tokenizer_class": "CLIPTokenizer", "model_max_length": 8192, "do_lower_case": True,
+        "errors": "replace", "add_prefix_space": False, "bos_token": "<|startoftext|>",
+        "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "pad_token": "<|endoftext|>",
+    }
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    return folder
+
+
+def build_models_dir(root: Path, svd_checkpoint: Path, clip_text_dir: Path) -> Path:
+    """checkpoints/, aid/, text_encoders/ with tiny files, as a user's ComfyUI models/."""
+    from tiny_models import tiny_aid_pipeline
+
+    from aid_model.aid import save_aid_weights
+
+    (root / "checkpoints").mkdir(parents=True)
+    (root / "checkpoints" / SVD_FILE).symlink_to(svd_checkpoint)
+    pipeline = tiny_aid_pipeline(svd_checkpoint, clip_text_dir)
+    save_aid_weights(pipeline.aid, root / "aid" / AID_FILE)
+    encoders = root / "text_encoders"
+    (encoders / "bare").mkdir(parents=True)
+    (encoders / TEXT_ENCODER_FILE).symlink_to(clip_text_dir / "openclip_text.safetensors")
+    (encoders / BARE_TEXT_ENCODER_FILE).symlink_to(clip_text_dir / "openclip_text.safetensors")
+    for name in ("vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(clip_text_dir / name, encoders / name)
+    return root
+
+
+# Test modules import these fixtures by name; a fixture imported into several modules is
+# set up once per module, so the heavy work behind them is cached here, once per session.
+
+
+@functools.cache
+def _models_dir(base: Path, svd_checkpoint: Path, clip_text_dir: Path) -> Path:
+    return build_models_dir(base / "comfy-models", svd_checkpoint, clip_text_dir)
+
+
+@functools.cache
+def _tokenizer_dir(base: Path, clip_text_dir: Path) -> Path:
+    return write_comfy_tokenizer(base / "sd1_tokenizer", clip_text_dir)
+
+
+@functools.cache
+def _loaded(models: Path) -> SimpleNamespace:
+    svc = services()
+    previous = svc._models_dir_override
+    svc._models_dir_override = models
+    try:
+        with torch.inference_mode():  # as ComfyUI runs every node
+            (model,) = node("AIDLoadModel").load(SVD_FILE, AID_FILE, "fp32", True, **SVD_HEADS)
+            (svd,) = node("AIDLoadModel").load(SVD_FILE, "none", "fp32", True, **SVD_HEADS)
+            (encoder,) = node("AIDLoadTextEncoder").load(
+                TEXT_ENCODER_FILE, "fp32", True, num_heads=TEXT_HEADS)
+    finally:
+        svc._models_dir_override = previous
+    return SimpleNamespace(model=model, svd=svd, text_encoder=encoder)
+
+
+@pytest.fixture(scope="session")
+def tiny_models_dir(tmp_path_factory, svd_fixture_checkpoint, clip_text_fixture_dir) -> Path:
+    return _models_dir(tmp_path_factory.getbasetemp(), svd_fixture_checkpoint,
+                       clip_text_fixture_dir)
+
+
+@pytest.fixture(scope="session")
+def comfy_tokenizer_dir(tmp_path_factory, clip_text_fixture_dir) -> Path:
+    return _tokenizer_dir(tmp_path_factory.getbasetemp(), clip_text_fixture_dir)
+
+
+@pytest.fixture
+def models_dir(tiny_models_dir, comfy_tokenizer_dir, monkeypatch) -> Path:
+    """The fallback services pointed at the tiny models folder and tokenizer."""
+    monkeypatch.setattr(services(), "_models_dir_override", tiny_models_dir)
+    monkeypatch.setenv(services().ENV_TOKENIZER_DIR, str(comfy_tokenizer_dir))
+    return tiny_models_dir
+
+
+@pytest.fixture(scope="session")
+def loaded(tiny_models_dir, comfy_tokenizer_dir) -> SimpleNamespace:
+    """AID_MODEL, plain-SVD AID_MODEL and AID_TEXT_ENCODER from the loader nodes, once.
+    Tests must not change them."""
+    return _loaded(tiny_models_dir)
+
+
+def image(frames: int = 1, height: int = 24, width: int = 20, seed: int = 0) -> torch.Tensor:
+    """A ComfyUI IMAGE: (frames, H, W, 3) float in [0, 1]."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(frames, height, width, 3, generator=generator)
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models gain nothing from a second thread, and on shared cores OpenMP's waiting
+    threads can make them a hundred times slower; restored after the test."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
