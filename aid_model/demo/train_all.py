@@ -39,7 +39,12 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "demo")
     parser.add_argument("--out", type=Path, default=DEMO_DIR)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads; 1 measured fastest on a shared 2-core machine")
     args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
     work, out = args.work.resolve(), args.out.resolve()
     work.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
