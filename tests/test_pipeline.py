@@ -79,8 +79,13 @@ def test_frame_scale_ramp_weights_per_frame():
     weights = GuidanceSettings(
         frame_scale=3.0, text_scale=2.0, frame_scale_first=1.0
     ).branch_weights(3)
-    torch.testing.assert_close(weights[0], torch.tensor([0.0, -1.0, -2.0]))
-    torch.testing.assert_close(weights.sum(0), torch.ones(3))  # an affine combination
+    torch.testing.assert_close(weights[0, 0], torch.tensor([0.0, -1.0, -2.0]))
+    torch.testing.assert_close(weights.sum(0), torch.ones(1, 3))  # an affine combination
+    per_item = GuidanceSettings(frame_scale=2.0, text_scale=5.0).branch_weights(
+        2, torch.tensor([True, False])
+    )
+    torch.testing.assert_close(per_item[2], torch.tensor([[5.0, 5.0], [0.0, 0.0]]))
+    torch.testing.assert_close(per_item.sum(0), torch.ones(2, 2))
 
 
 # --- predictions ----------------------------------------------------------------------------
@@ -242,6 +247,17 @@ def test_empty_instruction_turns_text_guidance_off(pipeline, frames, caplog):
     assert "text guidance is turned off" in caplog.text
     no_text = pipeline.predict(frames[:1], "  ", options=OPTIONS.with_(text_scale=0.0))
     assert torch.equal(video, no_text)
+
+
+def test_an_empty_instruction_turns_off_text_guidance_for_its_item_only(pipeline, frames):
+    batch = pipeline.predict_batch(
+        [PredictionRequest(frames[:1], "move the cup left"), PredictionRequest(frames[:1], "")],
+        OPTIONS,
+    )
+    with_text = pipeline.predict(frames[:1], "move the cup left", options=OPTIONS)
+    without = pipeline.predict(frames[:1], "", options=OPTIONS.with_(text_scale=0.0))
+    torch.testing.assert_close(batch[0], with_text, rtol=0, atol=2e-5)
+    torch.testing.assert_close(batch[1], without, rtol=0, atol=2e-5)
 
 
 def test_nan_latents_stop_sampling_with_advice(pipeline, frames, monkeypatch):

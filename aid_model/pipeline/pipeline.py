@@ -242,16 +242,18 @@ class AIDPipeline:
             raise ValueError(f"{len(seeds)} seeds for a batch of {batch}")
         for reference in conditions.references:
             options.validate(reference.shape[0], self.size_multiple)
+        text_enabled = None
         if conditions.empty_instructions and options.text_scale > 0 and self.aid is not None:
             logger.warning(
                 "empty instruction (batch items %s) with text_scale=%g: text guidance is turned "
-                "off (text_scale=0)",
+                "off for those items (text_scale=0)",
                 conditions.empty_instructions,
                 options.text_scale,
             )
-            options = options.with_(text_scale=0.0)
+            text_enabled = torch.ones(batch, dtype=torch.bool)
+            text_enabled[conditions.empty_instructions] = False
         branches, noise = self._frame_conditions(conditions, options, seeds)
-        guided = DualCFG(self.denoiser, *branches, options.guidance())
+        guided = DualCFG(self.denoiser, *branches, options.guidance(), text_enabled)
         sigmas = karras_sigmas(options.steps, device=self.device)
         x = noise_to_initial_state(noise.to(self.device), sigmas[0])
         x = sample(options.sampler, guided, x, sigmas, self._checked(callback))

@@ -61,11 +61,13 @@ class GuidanceSettings:
         first = self.frame_scale if self.frame_scale_first is None else self.frame_scale_first
         return frame_guidance_scales(num_frames, first, self.frame_scale)
 
-    def branch_weights(self, num_frames: int) -> Tensor:
-        """(3, T) weights of D(∅,∅), D(c_f,∅), D(c_f,c_t) per frame."""
-        frame = self.frame_scales(num_frames)
-        text = torch.full_like(frame, self.text_scale)
-        return torch.stack([1.0 - frame, frame - text, text])
+    def branch_weights(self, num_frames: int, text_enabled: Tensor | None = None) -> Tensor:
+        """(3, B, T) weights of D(∅,∅), D(c_f,∅), D(c_f,c_t) per item and frame (B = 1
+        when ``text_enabled`` (B,) is None; an item with text disabled gets s_t = 0)."""
+        frame = self.frame_scales(num_frames)[None, :]  # (1, T)
+        enabled = torch.ones(1) if text_enabled is None else text_enabled.float().cpu()
+        text = (self.text_scale * enabled)[:, None].expand(-1, num_frames)  # (B, T)
+        return torch.stack([(1.0 - frame).expand_as(text), frame - text, text])
 
 
 class DualCFG:
@@ -77,6 +79,8 @@ class DualCFG:
         frame_only: condition (c_f, ∅): frame condition with the null MCondition.
         full: condition (c_f, c_t).
         settings: scales, ramp and interval.
+        text_enabled: (B,) bool, False for items without text (an empty instruction):
+            their s_t is 0 while the rest of the batch keeps its text guidance.
     All three conditions have the batch size of the ``x`` the sampler passes.
     """
 
@@ -87,8 +91,10 @@ class DualCFG:
         frame_only: VideoCondition,
         full: VideoCondition,
         settings: GuidanceSettings,
+        text_enabled: Tensor | None = None,
     ):
         settings.validate()
+        self.text_enabled = text_enabled
         self.denoiser = denoiser
         self.settings = settings
         self.branches = (null, frame_only, full)
@@ -111,9 +117,9 @@ class DualCFG:
     def __call__(self, x: Tensor, sigma: Tensor) -> Tensor:
         num_frames = x.shape[1]
         if self._in_interval(sigma):
-            weights = self.settings.branch_weights(num_frames)
+            weights = self.settings.branch_weights(num_frames, self.text_enabled)
         else:
-            weights = torch.tensor([[0.0], [0.0], [1.0]]).expand(3, num_frames)
+            weights = torch.tensor([0.0, 0.0, 1.0]).reshape(3, 1, 1).expand(3, 1, num_frames)
         needed = [i for i in range(3) if bool((weights[i] != 0).any())]
         if not needed:  # s_f = s_t = 0 would be the unconditional model alone
             needed = [0]
@@ -124,7 +130,7 @@ class DualCFG:
             self._condition_for(needed),
         ).chunk(repeats)
         self.evaluations += x.shape[0] * repeats
-        shape = (1, num_frames, 1, 1, 1)
+        shape = (weights.shape[1], num_frames, 1, 1, 1)  # per item (or 1 for all), per frame
         result = torch.zeros_like(x)
         for branch, output in zip(needed, outputs, strict=True):
             result = result + weights[branch].to(x.device, x.dtype).reshape(shape) * output
