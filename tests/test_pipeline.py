@@ -232,6 +232,14 @@ def test_too_many_reference_frames_and_too_few_frames(svd_fixture_checkpoint, pi
         svd.predict(frames[:1], options=OPTIONS.with_(num_frames=1))
 
 
+def test_a_text_encoder_of_another_width_is_refused(pipeline):
+    class Narrow:
+        width = 32
+
+    with pytest.raises(ValueError, match="32-wide embeddings but the UNet's context is 64-wide"):
+        AIDPipeline(pipeline.components, pipeline.aid, Narrow())
+
+
 def test_unreadable_image_is_named(pipeline, tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not an image")

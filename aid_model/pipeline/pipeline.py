@@ -106,6 +106,14 @@ class AIDPipeline:
             raise ValueError(
                 "the AID model is attached to other SVD components than the ones given"
             )
+        if aid is not None:
+            width = components.unet.config.cross_attention_dim
+            if text_encoder.width != width:
+                raise ValueError(
+                    f"the text encoder makes {text_encoder.width}-wide embeddings but the UNet's "
+                    f"context is {width}-wide; use the text encoder this model was trained with "
+                    "(OpenCLIP ViT-H/14's text tower for SVD: 1024)"
+                )
         self.components = components
         self.aid = aid
         self.text_encoder = text_encoder
