@@ -6,8 +6,7 @@ This package never imports ComfyUI. Public names are resolved lazily (PEP 562), 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from aid_model.lazy_exports import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -28,13 +27,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'aid_model' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports("aid_model", _EXPORTS, globals())

@@ -15,8 +15,7 @@ Names are resolved lazily so importing this package stays light.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from aid_model.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "SAMPLE_KEYS": "aid_model.data.sample",
@@ -42,13 +41,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'aid_model.data' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports("aid_model.data", _EXPORTS, globals())

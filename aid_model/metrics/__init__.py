@@ -14,8 +14,7 @@ dicts). See docs/evaluation.md.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from aid_model.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "feature_statistics": "aid_model.metrics.frechet",
@@ -36,13 +35,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'aid_model.metrics' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports("aid_model.metrics", _EXPORTS, globals())

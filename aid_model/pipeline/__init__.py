@@ -6,8 +6,7 @@ start — does not import diffusers.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from aid_model.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "AIDPipeline": "aid_model.pipeline.pipeline",
@@ -23,9 +22,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'aid_model.pipeline' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports("aid_model.pipeline", _EXPORTS, globals())

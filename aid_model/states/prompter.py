@@ -67,7 +67,45 @@ def default_max_new_tokens(num_states: int) -> int:
     return TOKENS_OVERHEAD + TOKENS_PER_STATE * num_states
 
 
-class StatePrompter:
+class StatePredictor:
+    """What every state prompter offers: ``predict`` (subclasses) and ``predict_states``.
+
+    The real VLM prompter and the synthetic world's stand-in share this interface, so the
+    cache, the dataset annotation and the nodes accept either.
+    """
+
+    def predict(
+        self,
+        images: Sequence[ImageInput] | ImageInput,
+        instructions: Sequence[str] | str,
+        num_states: int = 4,
+        *,
+        batch_size: int = 4,
+    ) -> list[StatePrediction]:
+        raise NotImplementedError
+
+    def predict_states(
+        self,
+        images: Sequence[ImageInput] | ImageInput,
+        instructions: Sequence[str] | str,
+        num_states: int = 4,
+        *,
+        batch_size: int = 4,
+    ) -> list[list[str]]:
+        """``num_states`` states for each (image, instruction) pair, in input order.
+
+        A single image or a single instruction is accepted for one pair, and one
+        instruction is shared by every image. Parser repairs are logged as warnings;
+        ``predict`` returns them instead, with the raw answers.
+        """
+        predictions = self.predict(images, instructions, num_states, batch_size=batch_size)
+        for prediction in predictions:
+            for warning in prediction.warnings:
+                logger.warning("states for %r: %s", prediction.instruction, warning)
+        return [prediction.states for prediction in predictions]
+
+
+class StatePrompter(StatePredictor):
     """Writes S future states for (first frame, instruction) pairs with a vision-language model.
 
     Build one with ``StatePrompter.from_pretrained(folder)``; ``model`` and ``processor``
@@ -171,26 +209,6 @@ class StatePrompter:
     def dtype(self) -> torch.dtype:
         """The model's floating dtype, which pixel values are cast to."""
         return self.model.dtype
-
-    def predict_states(
-        self,
-        images: Sequence[ImageInput] | ImageInput,
-        instructions: Sequence[str] | str,
-        num_states: int = 4,
-        *,
-        batch_size: int = 4,
-    ) -> list[list[str]]:
-        """``num_states`` states for each (image, instruction) pair, in input order.
-
-        A single image or a single instruction is accepted for one pair, and one
-        instruction is shared by every image. Parser repairs are logged as warnings;
-        ``predict`` returns them instead, with the model's raw answers.
-        """
-        predictions = self.predict(images, instructions, num_states, batch_size=batch_size)
-        for prediction in predictions:
-            for warning in prediction.warnings:
-                logger.warning("states for %r: %s", prediction.instruction, warning)
-        return [prediction.states for prediction in predictions]
 
     def predict(
         self,

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from aid_model.states.images import ImageInput, load_image
-from aid_model.states.prompter import StatePrediction
+from aid_model.states.prompter import StatePrediction, StatePredictor
 from aid_model.synthetic.detect import detect_objects
 from aid_model.synthetic.instructions import parse_instruction
 from aid_model.synthetic.motion import instructed_trajectory
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 SYNTHETIC_TEMPLATE_VERSION = "synthetic-states-v1"
 
 
-class SyntheticStatePrompter:
+class SyntheticStatePrompter(StatePredictor):
     """Writes S states for (first frame, instruction) pairs of the synthetic world.
 
     ``travel``: the distance in px the imagined move covers; None = the middle of the
@@ -45,26 +45,6 @@ class SyntheticStatePrompter:
         )
         self.model_id = "synthetic-world"
         self.template_version = SYNTHETIC_TEMPLATE_VERSION
-
-    def predict_states(
-        self,
-        images: Sequence[ImageInput] | ImageInput,
-        instructions: Sequence[str] | str,
-        num_states: int = 4,
-        *,
-        batch_size: int = 4,
-    ) -> list[list[str]]:
-        """``num_states`` states per (image, instruction) pair, in input order.
-
-        Same forms as ``StatePrompter.predict_states``: one image or a sequence, one
-        instruction per image or one for all. ``batch_size`` is accepted for the shared
-        interface and has no effect.
-        """
-        predictions = self.predict(images, instructions, num_states, batch_size=batch_size)
-        for prediction in predictions:
-            for warning in prediction.warnings:
-                logger.warning("states for %r: %s", prediction.instruction, warning)
-        return [prediction.states for prediction in predictions]
 
     def predict(
         self,
