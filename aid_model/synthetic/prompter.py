@@ -11,7 +11,6 @@ frames generated with a known trajectory.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -24,7 +23,6 @@ from aid_model.synthetic.motion import instructed_trajectory
 from aid_model.synthetic.states import trajectory_states
 from aid_model.synthetic.world import WorldConfig
 
-logger = logging.getLogger(__name__)
 
 SYNTHETIC_TEMPLATE_VERSION = "synthetic-states-v1"
 
