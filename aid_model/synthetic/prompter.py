@@ -23,7 +23,6 @@ from aid_model.synthetic.motion import instructed_trajectory
 from aid_model.synthetic.states import trajectory_states
 from aid_model.synthetic.world import WorldConfig
 
-
 SYNTHETIC_TEMPLATE_VERSION = "synthetic-states-v1"
 
 
