@@ -13,7 +13,9 @@ import importlib
 from collections.abc import Sequence
 
 # Module names under aid_model.cli, in the order `--help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("info", "parity", "predict", "states", "synthetic", "train")
+COMMAND_MODULES: tuple[str, ...] = (
+    "evaluate", "info", "parity", "predict", "states", "synthetic", "train"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

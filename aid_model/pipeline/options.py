@@ -41,7 +41,7 @@ class PredictionOptions:
     frame_scale_first: float | None = None
     guidance_interval: tuple[float, float] | None = None
     seed: int = 0
-    fps: int = 7
+    fps: float = 7
     motion_bucket_id: int = 127
     cond_aug: float = 0.02
     decode_chunk_size: int | None = 8
