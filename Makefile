@@ -30,3 +30,8 @@ lint: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# The bundled miniature model, rebuilt from scratch (resumable; see aid_model/demo/train_all.py).
+.PHONY: demo-train
+demo-train: $(STAMP)
+	$(PY) -m aid_model.demo.train_all --work runs/demo --out demo_model
