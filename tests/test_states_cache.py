@@ -203,3 +203,30 @@ def test_importing_the_package_loads_neither_torch_nor_transformers() -> None:
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_samples_sharing_a_frame_and_instruction_each_get_a_row_of_their_own(tmp_path: Path):
+    # Two dataset samples with identical first frames and instructions: generated once, but
+    # the dataset join (by source = sample id) must find states for both, and a rerun must
+    # not write again.
+    from aid_model.data.states import read_state_texts
+    from aid_model.states import StateCache, StateSample, annotate
+    from aid_model.synthetic.prompter import SyntheticStatePrompter
+
+    frame = np.full((64, 64, 3), 200, dtype=np.uint8)
+    frame[20:32, 20:32] = (255, 0, 0)
+    samples = [
+        StateSample(frame, "move the red square left", source="clips/a.png"),
+        StateSample(frame, "move the red square left", source="clips/b.png"),
+    ]
+    cache_path = tmp_path / "states.jsonl"
+    first = annotate(SyntheticStatePrompter(), samples, StateCache(cache_path), progress=False)
+    assert first.generated == 1
+    assert [r.source for r in first.rows] == ["clips/a.png", "clips/b.png"]
+    texts = read_state_texts(cache_path)
+    assert set(texts) == {"clips/a", "clips/b"}
+    assert texts["clips/a"].states == texts["clips/b"].states
+    lines = cache_path.read_text().splitlines()
+    again = annotate(SyntheticStatePrompter(), samples, StateCache(cache_path), progress=False)
+    assert again.generated == 0 and again.cached == 2
+    assert cache_path.read_text().splitlines() == lines

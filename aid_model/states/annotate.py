@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -99,7 +99,7 @@ def annotate(
                 cache.add(row)
                 result.generated += 1
                 for index in pending.pop(key):
-                    rows[index] = row
+                    rows[index] = _under_own_source(row, samples[index], cache)
                     bar.update(1)
             pending_frames.clear()
 
@@ -114,7 +114,7 @@ def annotate(
             )
             cached = cache.get(key)
             if cached is not None:
-                rows[index] = cached
+                rows[index] = _under_own_source(cached, sample, cache)
                 result.cached += 1
                 bar.update(1)
                 continue
@@ -129,6 +129,18 @@ def annotate(
 
     result.rows = [row for row in rows if row is not None]
     return result
+
+
+def _under_own_source(row: CachedStates, sample: StateSample, cache: StateCache) -> CachedStates:
+    """``row`` for ``sample``; when the sample has another source than the row (two samples
+    sharing an image and instruction), an alias row with the same states is appended under
+    the sample's own source, once, so joins by sample id find every sample."""
+    if not sample.source or sample.source == row.source:
+        return row
+    alias = replace(row, source=sample.source)
+    if not cache.has_source(row.key, sample.source):
+        cache.add(alias)
+    return alias
 
 
 def read_csv_samples(path: str | Path) -> list[StateSample]:

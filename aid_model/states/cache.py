@@ -106,6 +106,9 @@ class StateCache:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._rows: dict[CacheKey, CachedStates] = {}
+        # (key, source) pairs written: a sample sharing another's (image, instruction) gets
+        # a row under its own source so that dataset joins by sample id find it.
+        self._sources: set[tuple[CacheKey, str]] = set()
         self.skipped_lines = 0
         self._ends_mid_line = False
         if self.path.exists():
@@ -130,6 +133,7 @@ class StateCache:
                 )
                 continue
             self._rows[row.key] = row
+            self._sources.add((row.key, row.source))
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -142,6 +146,10 @@ class StateCache:
 
     def get(self, key: CacheKey) -> CachedStates | None:
         return self._rows.get(key)
+
+    def has_source(self, key: CacheKey, source: str) -> bool:
+        """Whether a row for ``key`` was written under ``source``."""
+        return (key, source) in self._sources
 
     def add(self, row: CachedStates) -> None:
         """Append ``row`` to the file and flush it to disk before returning."""
@@ -156,6 +164,7 @@ class StateCache:
             file.flush()
             os.fsync(file.fileno())
         self._rows[row.key] = row
+        self._sources.add((row.key, row.source))
 
 
 def _typed(row: dict, name: str, kind: type):
