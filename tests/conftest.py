@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 # Nothing in the suite may reach the hub; a missing local file must fail fast.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -13,6 +14,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# The test models are tiny: one thread is as fast on a quiet machine and up to 100x faster
+# on a busy 2-core one, where two threads wait on each other (measured; docs/training.md).
+torch.set_num_threads(1)
 
 
 def shared_dir() -> Path:
