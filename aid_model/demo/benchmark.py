@@ -1,0 +1,206 @@
+"""The miniature's benchmark: does it do what it is told, and which parts matter?
+
+On held-out scenes of the synthetic world, each variant predicts T frames from the first
+frame, the instruction and the states the world's stand-in VLM writes from that frame:
+
+- direction accuracy: the named object's centroid moves the instructed way by ≥ 4 px
+  between first and last frame, and every other object moves < 3 px;
+- mean pixel error against the ground-truth clip (frames after the given one);
+- an FVD-style distance: the Fréchet distance of clip features from a fixed, seeded,
+  random 3-D convolutional network (no I3D weights exist here), real vs predicted.
+
+Variants: the base alone (no text: direction ≈ chance), full AID, and the paper's
+ablations, each trained by the same trainer with the same budget
+(``python -m aid_model.demo.benchmark``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from aid_model.demo.load import DEMO_OPTIONS
+from aid_model.synthetic import SyntheticClipDataset
+from aid_model.synthetic.accuracy import direction_accuracy
+from aid_model.synthetic.prompter import SyntheticStatePrompter
+
+# Ablation switches per variant, as in the paper's tables (AIDConfig field names).
+VARIANTS: dict[str, dict[str, bool]] = {
+    "full AID": {},
+    "w/o DE": {"without_de": True},
+    "w/o ME": {"without_me": True},
+    "w/o states": {"without_states": True},
+    "w/o adapters": {"without_adapters": True},
+    "w/o SA": {"without_sa": True},
+    "w/o temporal adapters": {"without_sta": True, "without_lta": True},
+}
+
+
+class RandomClipFeatures(nn.Module):
+    """A fixed random 3-D conv net: (N, T, 3, H, W) in [0, 1] → (N, 64) features.
+
+    Seeded, never trained: a stand-in feature space for an FVD-style comparison when no
+    I3D weights are available. Distances are comparable between variants, not with FVD.
+    """
+
+    def __init__(self, seed: int = 1234):
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed)
+        widths = (3, 16, 32, 64)
+        self.convs = nn.ModuleList(
+            nn.Conv3d(a, b, kernel_size=3, stride=(1, 2, 2), padding=1)
+            for a, b in itertools.pairwise(widths)
+        )
+        with torch.no_grad():
+            for conv in self.convs:
+                conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator)
+                                  / (conv.weight[0].numel() ** 0.5))
+                conv.bias.zero_()
+
+    @torch.no_grad()
+    def forward(self, clips: Tensor) -> Tensor:
+        x = clips.permute(0, 2, 1, 3, 4) * 2.0 - 1.0  # (N, 3, T, H, W) in [-1, 1]
+        for conv in self.convs:
+            x = torch.relu(conv(x))
+        return x.mean(dim=(2, 3, 4))
+
+
+@dataclass
+class VariantScores:
+    name: str
+    direction_accuracy: float
+    pixel_error: float
+    random_feature_distance: float
+    scenes: int
+    seconds: float
+
+    def row(self) -> str:
+        return (f"| {self.name} | {100 * self.direction_accuracy:.1f} % | {self.pixel_error:.4f} | "
+                f"{self.random_feature_distance:.3f} | {self.scenes} | {self.seconds:.0f} |")
+
+
+TABLE_HEADER = ("| variant | direction accuracy | mean pixel error | random-feature FD | scenes "
+                "| eval s |\n|---|---|---|---|---|---|")
+
+
+def evaluate_pipeline(pipeline, name: str, num_scenes: int = 200, batch_size: int = 8,
+                      seed: int = 0, options=DEMO_OPTIONS) -> tuple[VariantScores, list[Tensor]]:
+    """Scores one pipeline on ``num_scenes`` held-out scenes; also returns the first few
+    predictions (T, H, W, 3) for a figure."""
+    from aid_model.metrics import frechet_distance_from_features
+    from aid_model.pipeline import PredictionRequest
+
+    start = time.perf_counter()
+    scenes = SyntheticClipDataset(num_scenes, split="heldout", seed=seed)
+    prompter = SyntheticStatePrompter()
+    num_states = pipeline.aid.config.num_states if pipeline.aid is not None else 4
+    extractor = RandomClipFeatures()
+    passed, errors, real_features, fake_features, examples = 0, [], [], [], []
+    for first in range(0, num_scenes, batch_size):
+        clips = [scenes.clip(i) for i in range(first, min(first + batch_size, num_scenes))]
+        frames = [torch.from_numpy(c.frames).float() / 255.0 for c in clips]  # (T, H, W, 3)
+        starts = [f[0].permute(2, 0, 1) for f in frames]
+        states = prompter.predict_states([f[0].numpy() for f in frames],
+                                         [c.instruction for c in clips], num_states)
+        requests = [PredictionRequest([s], c.instruction, st, seed=seed + first + i)
+                    for i, (s, c, st) in enumerate(zip(starts, clips, states, strict=True))]
+        videos = pipeline.predict_batch(requests, options)
+        for clip, truth, video in zip(clips, frames, videos, strict=True):
+            passed += direction_accuracy(video[0].numpy(), video[-1].numpy(), clip.instruction)
+            errors.append((video[1:] - truth[1:]).abs().mean().item())
+        real_features.append(extractor(torch.stack(frames).permute(0, 1, 4, 2, 3)))
+        fake_features.append(extractor(torch.stack(videos).permute(0, 1, 4, 2, 3)))
+        if len(examples) < 4:
+            examples.extend(videos[: 4 - len(examples)])
+    distance = frechet_distance_from_features(torch.cat(real_features), torch.cat(fake_features))
+    scores = VariantScores(name, passed / num_scenes, sum(errors) / len(errors), float(distance),
+                           num_scenes, time.perf_counter() - start)
+    return scores, examples
+
+
+def train_variant(name: str, steps: int, work: Path) -> Path:
+    """Trains one variant with the bundled model's stage-2 config and only its ablation
+    switches changed (same data, steps, seed); resumable. Returns the EMA weight file."""
+    from aid_model.demo.paths import DEMO_DIR, SVD_DIR, TEXT_ENCODER_DIR
+    from aid_model.demo.train_all import STAGE2_CONFIG
+    from aid_model.train import FINAL_WEIGHTS, load_train_config, train
+
+    slug = name.replace("/", "").replace(" ", "_")
+    overrides = [f"output_dir={work / slug}", f"optim.max_steps={steps}",
+                 f"model.svd={DEMO_DIR / SVD_DIR}",
+                 f"text_encoder.source={DEMO_DIR / TEXT_ENCODER_DIR}",
+                 f"data.root={work / 'synthetic_train'}"]
+    overrides += [f"aid.{switch}=true" for switch in VARIANTS[name]]
+    config = load_train_config(STAGE2_CONFIG, overrides)
+    weights = Path(config.output_dir) / FINAL_WEIGHTS
+    if not weights.exists():
+        train(config, resume="auto")
+    return weights
+
+
+def variant_pipeline(weights: Path):
+    from aid_model.aid import attach_aid_from_file
+    from aid_model.demo.load import demo_files
+    from aid_model.pipeline import AIDPipeline
+    from aid_model.svd import load_svd
+    from aid_model.text_encoder import load_text_encoder
+
+    parts = demo_files()
+    components = load_svd(parts["svd"])
+    return AIDPipeline(components, attach_aid_from_file(components, weights),
+                       load_text_encoder(parts["text_encoder"]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenes", type=int, default=200)
+    parser.add_argument("--train-steps", type=int, default=0,
+                        help="also retrain every variant of VARIANTS with this many steps "
+                        "(same budget each) and score it; 0: the base and the bundled model only")
+    parser.add_argument("--out", type=Path, default=Path("runs/bench_demo"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # measured faster on 2 shared cores (docs/training.md)
+    args.out.mkdir(parents=True, exist_ok=True)
+    from aid_model.demo.load import load_demo_pipeline
+    from aid_model.pipeline import AIDPipeline
+    from aid_model.video_io import write_contact_sheet
+
+    demo = load_demo_pipeline()
+    results, figure_rows = [], []
+    base = AIDPipeline(demo.components)  # the stage-1 base alone: no text at all
+    base_options = DEMO_OPTIONS.with_(num_frames=demo.aid.config.num_frames, text_scale=0.0)
+    for name, pipeline, options in (("base alone (no text)", base, base_options),
+                                    ("full AID (bundled)", demo, DEMO_OPTIONS)):
+        scores, examples = evaluate_pipeline(pipeline, name, args.scenes, options=options)
+        results.append(scores)
+        figure_rows.extend(examples[:2])
+        print(scores.row(), flush=True)
+    if args.train_steps:
+        data = args.out / "synthetic_train"
+        if not (data / "annotations.jsonl").exists():
+            from aid_model.demo.train_all import write_training_set
+
+            write_training_set(data)
+        for name in VARIANTS:
+            pipeline = variant_pipeline(train_variant(name, args.train_steps, args.out))
+            scores, examples = evaluate_pipeline(pipeline, name, args.scenes)
+            results.append(scores)
+            figure_rows.extend(examples[:2])
+            print(scores.row(), flush=True)
+    print(TABLE_HEADER)
+    for scores in results:
+        print(scores.row())
+    write_contact_sheet(figure_rows, args.out / "rollouts.png")
+    (args.out / "scores.json").write_text(json.dumps([s.__dict__ for s in results], indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""The miniature's benchmark machinery on a tiny random pipeline (the trained miniature is
+scored by ``python -m aid_model.demo.benchmark``; these tests check the scoring itself)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tiny_models import tiny_aid_pipeline
+
+from aid_model.aid import AIDConfig
+from aid_model.demo.benchmark import TABLE_HEADER, VARIANTS, RandomClipFeatures, evaluate_pipeline
+from aid_model.demo.load import DEMO_OPTIONS
+from aid_model.synthetic import SyntheticClipDataset
+
+WORLD_SIZED = AIDConfig(num_frames=8, num_states=4, dqformer_heads=4)
+
+
+def test_random_features_are_fixed_and_tell_clips_apart():
+    clips = torch.stack([SyntheticClipDataset(3, split="heldout")[i]["frames"] for i in range(3)])
+    clips = (clips + 1) / 2  # (N, T, 3, H, W) in [0, 1]
+    features = RandomClipFeatures()(clips)
+    assert features.shape == (3, 64)
+    assert torch.equal(features, RandomClipFeatures()(clips))  # same seed, same network
+    assert (features[0] - features[1]).abs().max() > 1e-4
+
+
+def test_scores_of_a_pipeline_on_held_out_scenes(svd_fixture_checkpoint, clip_text_fixture_dir):
+    pipeline = tiny_aid_pipeline(svd_fixture_checkpoint, clip_text_fixture_dir, WORLD_SIZED)
+    options = DEMO_OPTIONS.with_(steps=2)
+    scores, examples = evaluate_pipeline(
+        pipeline, "tiny", num_scenes=3, batch_size=2, options=options
+    )
+    assert scores.scenes == 3
+    assert 0.0 <= scores.direction_accuracy <= 1.0
+    assert 0.0 < scores.pixel_error < 1.0
+    assert scores.random_feature_distance >= 0.0
+    assert len(examples) == 3 and examples[0].shape == (8, 64, 64, 3)
+    assert scores.row().startswith("| tiny |")
+    assert TABLE_HEADER.splitlines()[0].count("|") == scores.row().count("|")
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_every_variant_names_real_config_switches(name):
+    AIDConfig(num_frames=8, **VARIANTS[name])  # unknown or conflicting switches would raise
