@@ -14,7 +14,14 @@ from collections.abc import Sequence
 
 # Module names under aid_model.cli, in the order `--help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
-    "evaluate", "info", "parity", "predict", "states", "synthetic", "train"
+    "demo",
+    "evaluate",
+    "info",
+    "parity",
+    "predict",
+    "states",
+    "synthetic",
+    "train",
 )
 
 

@@ -6,7 +6,16 @@ import argparse
 import re
 from pathlib import Path
 
-from aid_model.pipeline.options import DEFAULT_FRAME_SCALE, DEFAULT_TEXT_SCALE
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where the help already states it or there is
+    none to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "(default:" in text or action.default in (None, False):
+            return text
+        return super()._get_help_string(action)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -14,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "predict", help="predict a video from reference frame(s) and an instruction",
         description="Predicts T frames from K reference frames and an instruction; writes an "
         "H.264 mp4 (and optionally GIF/WebP, PNG frames and a contact sheet).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     _model_arguments(predict)
     predict.add_argument("--image", action="append", required=True, metavar="PATH",
@@ -31,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "long", help="chain predictions into a long video, one instruction per segment",
         description="Each segment starts from the last --overlap frames of the previous one; "
         "segments are joined without repeating the overlap.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     _model_arguments(long)
     long.add_argument("--image", action="append", required=True, metavar="PATH",
@@ -49,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "manipulate", help="one frame, several instructions, one batched run",
         description="Writes one video per instruction into --out-dir (same seed for all, so "
         "only the instruction differs) and a contact sheet of all of them.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     _model_arguments(manipulate)
     manipulate.add_argument("--image", required=True, metavar="PATH", help="the reference frame")
@@ -63,7 +72,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
-    group.add_argument("--svd", type=Path, required=True,
+    group.add_argument("--demo", action="store_true",
+                       help="use the bundled miniature model (64×64 synthetic world, CPU, no "
+                       "downloads) instead of --svd/--aid/--text-encoder")
+    group.add_argument("--svd", type=Path, default=None,
                        help="SVD checkpoint (original .safetensors) or diffusers folder")
     group.add_argument("--aid", type=Path, default=None,
                        help="AID weights (.safetensors); without: plain SVD image-to-video")
@@ -82,30 +94,39 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _sampling_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("sampling")
-    group.add_argument("--frames", type=int, default=None,
-                       help="T, frames in the output (default: the AID model's, else 14)")
-    group.add_argument("--height", type=int, default=256, help="multiple of 64 for SVD")
-    group.add_argument("--width", type=int, default=256, help="multiple of 64 for SVD")
-    group.add_argument("--steps", type=int, default=25, help="sampling steps")
-    group.add_argument("--sampler", default="euler", choices=["euler", "heun", "dpmpp_2m"])
-    group.add_argument("--frame-scale", type=float, default=DEFAULT_FRAME_SCALE,
-                       help="s_f, frame-condition guidance")
-    group.add_argument("--frame-scale-first", type=float, default=None,
-                       help="s_f on the first frame, ramping to --frame-scale (SVD style)")
-    group.add_argument("--text-scale", type=float, default=DEFAULT_TEXT_SCALE,
-                       help="s_t, text guidance (0: off)")
+    from aid_model.pipeline.options import PredictionOptions
+
+    defaults = PredictionOptions()
+    group = parser.add_argument_group(
+        "sampling", "Defaults are for SVD-sized models; with --demo, the miniature's own "
+        "settings (64×64, 20 steps, text scale 3, fps 8) are the defaults."
+    )
+
+    def add(flag: str, field: str, kind, text: str, **extra) -> None:
+        shown = getattr(defaults, field)
+        group.add_argument(flag, dest=field, type=kind, default=None,
+                           help=f"{text} (default: {shown})", **extra)
+
+    add("--frames", "num_frames", int, "T, frames in the output; unset: the AID model's, else 14")
+    add("--height", "height", int, "multiple of 64 for SVD")
+    add("--width", "width", int, "multiple of 64 for SVD")
+    add("--steps", "steps", int, "sampling steps")
+    add("--sampler", "sampler", str, "euler, heun or dpmpp_2m",
+        choices=["euler", "heun", "dpmpp_2m"])
+    add("--frame-scale", "frame_scale", float, "s_f, frame-condition guidance")
+    add("--frame-scale-first", "frame_scale_first", float,
+        "s_f on the first frame, ramping to --frame-scale (SVD style)")
+    add("--text-scale", "text_scale", float, "s_t, text guidance (0: off)")
     group.add_argument("--guidance-interval", type=float, nargs=2, default=None,
                        metavar=("SIGMA_LO", "SIGMA_HI"),
-                       help="guide only for sigma in [lo, hi]; elsewhere one UNet call a step")
-    group.add_argument("--seed", type=int, default=0)
-    group.add_argument("--fps", type=int, default=7, help="SVD micro-conditioning fps (and "
-                       "the output's frame rate)")
-    group.add_argument("--motion-bucket", type=int, default=127, help="SVD motion bucket id")
-    group.add_argument("--cond-aug", type=float, default=0.02,
-                       help="noise added to the reference frames' latent condition")
-    group.add_argument("--decode-chunk", type=int, default=8,
-                       help="frames per VAE decode call (lower: less memory)")
+                       help="guide only for sigma in [lo, hi]; elsewhere one UNet call a step "
+                       "(default: always guide)")
+    add("--seed", "seed", int, "noise seed")
+    add("--fps", "fps", float, "SVD micro-conditioning fps and the output's frame rate")
+    add("--motion-bucket", "motion_bucket_id", int, "SVD motion bucket id")
+    add("--cond-aug", "cond_aug", float, "noise added to the reference frames' latent condition")
+    add("--decode-chunk", "decode_chunk_size", int,
+        "frames per VAE decode call (lower: less memory)")
 
 
 def _output_arguments(parser: argparse.ArgumentParser) -> None:
@@ -116,21 +137,39 @@ def _output_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--frames-dir", type=Path, default=None, help="write each frame as PNG")
 
 
+SAMPLING_FIELDS = (
+    "num_frames", "height", "width", "steps", "sampler", "frame_scale", "frame_scale_first",
+    "text_scale", "seed", "fps", "motion_bucket_id", "cond_aug", "decode_chunk_size",
+)
+
+
 def _options(args: argparse.Namespace):
+    """The options the user gave, over the demo's or the general defaults."""
     from aid_model.pipeline import PredictionOptions
 
-    return PredictionOptions(
-        num_frames=args.frames, height=args.height, width=args.width, steps=args.steps,
-        sampler=args.sampler, frame_scale=args.frame_scale, text_scale=args.text_scale,
-        frame_scale_first=args.frame_scale_first,
-        guidance_interval=tuple(args.guidance_interval) if args.guidance_interval else None,
-        seed=args.seed, fps=args.fps, motion_bucket_id=args.motion_bucket,
-        cond_aug=args.cond_aug, decode_chunk_size=args.decode_chunk,
-    )
+    if args.demo:
+        from aid_model.demo.load import DEMO_OPTIONS as base
+    else:
+        base = PredictionOptions()
+    given = {f: getattr(args, f) for f in SAMPLING_FIELDS if getattr(args, f) is not None}
+    if args.guidance_interval:
+        given["guidance_interval"] = tuple(args.guidance_interval)
+    options = base.with_(**given)
+    args.fps = options.fps  # the output's frame rate follows the conditioning
+    return options
 
 
 def _pipeline(args: argparse.Namespace):
     from aid_model.pipeline import load_pipeline
+
+    if args.demo:
+        if args.svd or args.aid or args.text_encoder:
+            raise SystemExit("--demo uses the bundled model: leave out --svd/--aid/--text-encoder")
+        from aid_model.demo.load import load_demo_pipeline
+
+        return load_demo_pipeline(device=args.device)
+    if args.svd is None:
+        raise SystemExit("give --svd (an SVD checkpoint or diffusers folder), or --demo")
 
     return load_pipeline(
         args.svd, aid=args.aid, text_encoder=args.text_encoder, tokenizer=args.tokenizer,
