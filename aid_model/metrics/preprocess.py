@@ -49,6 +49,8 @@ def i3d_preprocess(
     flat = to_minus_one_one(videos, value_range).reshape(batch * frames, 3, height, width)
     if (new_h, new_w) != (height, width):
         flat = F.interpolate(flat, size=(new_h, new_w), mode="bilinear", align_corners=False)
+        # Bilinear weights sum to 1, but float rounding can step past ±1 by an ulp.
+        flat = flat.clamp(-1.0, 1.0)
     top, left = (new_h - size) // 2, (new_w - size) // 2
     flat = flat[:, :, top : top + size, left : left + size]
     return flat.reshape(batch, frames, 3, size, size).permute(0, 2, 1, 3, 4).contiguous()
