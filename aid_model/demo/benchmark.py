@@ -146,16 +146,16 @@ def train_variant(name: str, steps: int, work: Path) -> Path:
 
 
 def variant_pipeline(weights: Path):
+    """The miniature's base and text tower with the AID weights of one variant."""
     from aid_model.aid import attach_aid_from_file
-    from aid_model.demo.load import demo_files
+    from aid_model.demo.paths import DEMO_DIR, SVD_DIR, TEXT_ENCODER_DIR
     from aid_model.pipeline import AIDPipeline
     from aid_model.svd import load_svd
     from aid_model.text_encoder import load_text_encoder
 
-    parts = demo_files()
-    components = load_svd(parts["svd"])
+    components = load_svd(DEMO_DIR / SVD_DIR)
     return AIDPipeline(components, attach_aid_from_file(components, weights),
-                       load_text_encoder(parts["text_encoder"]))
+                       load_text_encoder(DEMO_DIR / TEXT_ENCODER_DIR))
 
 
 def main() -> None:
