@@ -44,6 +44,7 @@ def tiny_aid_pipeline(svd_checkpoint: Path, clip_text_dir: Path, config: AIDConf
     """An AID pipeline on the fixtures; ``trained`` opens gates and adapters so the
     instruction matters (a fresh model is exactly SVD)."""
     components = fixture_svd_components(svd_checkpoint)
+    torch.manual_seed(seed)  # AID's new parts are initialised from the global generator
     model = attach_aid(components, config)
     if trained:
         open_gates(model, seed)

@@ -245,6 +245,9 @@ class AIDPipeline:
         initial latent noise, so an item's result never depends on the rest of the batch.
         """
         options = self.resolve(options)
+        if self.aid is None and options.text_scale:
+            # Plain SVD has no text branch: (c_f, c_t) would repeat (c_f, ∅) at full cost.
+            options = options.with_(text_scale=0.0)
         batch = len(conditions.references)
         if len(seeds) != batch:
             raise ValueError(f"{len(seeds)} seeds for a batch of {batch}")

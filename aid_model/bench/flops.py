@@ -1,0 +1,216 @@
+"""``python -m aid_model.bench flops``: FLOPs of every sampling part, at any size, on no
+hardware at all.
+
+The modules are built and run on fake tensors (``FakeTensorMode``: shapes only, no memory,
+no arithmetic) under ``FlopCounterMode``, which counts matrix products, convolutions and
+attention. That gives the svd_xt-shaped ratios (AID's dual CFG against SVD's CFG, the
+adapters' and the MCondition attention's share of a UNet call) without a GPU, and the
+FLOPs per step that "achieved TFLOP/s" divides by. FLOPs are not time: small kernels and
+attention run at lower efficiency than large matrix products, so the timed tables stay the
+reference; this one says what the design costs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+from unittest import mock
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from aid_model.aid import MConditionAttnProcessor, attach_aid
+from aid_model.bench.measure import table
+from aid_model.bench.models import BenchConfig
+from aid_model.bench.sampling import guided_steps
+
+
+def count_flops(run: Callable[[], object]) -> float:
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        run()
+    return float(counter.get_total_flops())
+
+
+@contextlib.contextmanager
+def _float32_casts_skipped() -> Iterator[None]:
+    """``attach_aid`` casts its new modules to the UNet's dtype; on fake tensors the cast
+    swaps parameters, which fake parameters refuse. Everything here is float32 already, so
+    a dtype-only cast to float32 is skipped."""
+    original = torch.nn.Module.to
+
+    def to(module, *args, **kwargs):
+        if not args and kwargs.keys() == {"dtype"} and kwargs["dtype"] == torch.float32:
+            return module
+        return original(module, *args, **kwargs)
+
+    with mock.patch.object(torch.nn.Module, "to", to):
+        yield
+
+
+def _mcondition_projection_flops(unet: torch.nn.Module, rows: int, tokens: int) -> float:
+    """FLOPs of all MCondition key/value projections for ``rows`` frames of ``tokens``."""
+    total = 0.0
+    for module in unet.modules():
+        if isinstance(module, MConditionAttnProcessor):
+            for linear in (module.to_k_mcondition, module.to_v_mcondition):
+                total += 2.0 * rows * tokens * linear.in_features * linear.out_features
+    return total
+
+
+def run_flops(config: BenchConfig) -> str:
+    """FLOP tables for one configuration (see the module docstring)."""
+    from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from aid_model.svd.build import restore_original_unet_norms
+
+    frames, steps = config.frames, config.steps
+    vae_factor = 2 ** (len(config.vae["block_out_channels"]) - 1)
+    latent = (config.height // vae_factor, config.width // vae_factor)
+    width = config.unet["cross_attention_dim"]
+    tokens = config.aid.mcondition_tokens
+    with FakeTensorMode(), _float32_casts_skipped():
+        unet = UNetSpatioTemporalConditionModel(**config.unet).eval()
+        restore_original_unet_norms(unet)
+        vae = AutoencoderKLTemporalDecoder(**config.vae).eval()
+        clip = CLIPVisionModelWithProjection(CLIPVisionConfig(**config.image_encoder)).eval()
+
+        def unet_inputs(batch: int) -> dict:
+            return {
+                "sample": torch.randn(batch, frames, 8, *latent),
+                "timestep": torch.ones(batch),
+                "encoder_hidden_states": torch.randn(batch, 1, width),
+                "added_time_ids": torch.randn(batch, 3),
+                "return_dict": False,
+            }
+
+        # Every operation's FLOPs are per batch item, so a batch of b costs b batches of 1
+        # (each branch of a guided step is one more item): counted once, at batch 1.
+        base_item = count_flops(lambda: unet(**unet_inputs(1)))
+        base = {b: b * base_item for b in (1, 2, 3)}
+        decode = count_flops(lambda: [
+            vae.decode(torch.randn(chunk, 4, *latent), num_frames=chunk)
+            for chunk in _chunks(frames, config.decode_chunk)])
+        encode = count_flops(lambda: vae.encode(
+            torch.randn(1, 3, config.height, config.width)))
+        image_size = config.image_encoder["image_size"]
+        clip_flops = count_flops(lambda: clip(pixel_values=torch.randn(1, 3, image_size,
+                                                                         image_size)))
+        model = attach_aid(SimpleNamespace(unet=unet), config.aid)
+        # Inference: FlopCounterMode's module tracker trips on fake parameters that
+        # require gradients.
+        model.eval().requires_grad_(False)
+        adapters_item = count_flops(lambda: model.unet(**unet_inputs(1), mcondition=None))
+        full_item = count_flops(lambda: model.unet(
+            **unet_inputs(1), mcondition=torch.randn(1, frames, tokens, width)))
+        adapters = {b: b * adapters_item for b in (1, 3)}
+        full = {b: b * full_item for b in (1, 3)}
+        states = config.aid.num_states * 77
+        image_tokens = (image_size // config.image_encoder["patch_size"]) ** 2 + 1
+        dqformer = count_flops(lambda: model.build_mcondition(
+            torch.randn(1, 77, width), torch.randn(1, states, width),
+            torch.randn(1, image_tokens, config.image_encoder["projection_dim"])))
+        projections = _mcondition_projection_flops(unet, 3 * frames, tokens)
+
+    training = _training_flops(config, latent, base_item)
+    inside = guided_steps(steps, config.guidance_interval)
+    svd_clip = steps * base[2]
+    dual_clip = steps * full[3]
+    interval_clip = inside * full[3] + (steps - inside) * full[1]
+    per_clip = encode + clip_flops + decode
+
+    def tf(value: float) -> str:
+        return f"{value / 1e9:,.1f}"
+
+    calls = table(
+        f"UNet call FLOPs ({frames} frames, {config.height}x{config.width}, latents "
+        f"{latent[0]}x{latent[1]})",
+        ["call", "GFLOP", "× SVD UNet at the same batch"],
+        [["SVD UNet, batch 1", tf(base[1]), "1.000×"],
+         ["SVD UNet, batch 2 (CFG)", tf(base[2]), "1.000×"],
+         ["SVD UNet, batch 3", tf(base[3]), "1.000×"],
+         ["AID UNet, batch 3, MCondition off (adapters only)", tf(adapters[3]),
+          f"{adapters[3] / base[3]:.3f}×"],
+         ["AID UNet, batch 3 (dual CFG)", tf(full[3]), f"{full[3] / base[3]:.3f}×"],
+         ["  of which MCondition key/value projections", tf(projections),
+          f"{projections / full[3]:.1%} of the AID call"],
+         ["AID UNet, batch 1 (outside the guidance interval)", tf(full[1]),
+          f"{full[1] / base[1]:.3f}×"]])
+    low, high = config.guidance_interval
+    clips = table(
+        f"Per clip ({steps} steps; guidance interval σ∈[{low:g}, {high:g}] guides {inside})",
+        ["part", "GFLOP", "× SVD CFG sampling"],
+        [["SVD CFG sampling (2 branches)", tf(svd_clip), "1.000×"],
+         ["AID dual CFG sampling (3 branches)", tf(dual_clip), f"{dual_clip / svd_clip:.3f}×"],
+         ["AID dual CFG with the interval", tf(interval_clip),
+          f"{interval_clip / svd_clip:.3f}×"],
+         ["DQFormer, full + null MCondition", tf(2 * dqformer),
+          f"{2 * dqformer / svd_clip:.3%}"],
+         ["VAE encode + CLIP image tower + VAE decode", tf(per_clip),
+          f"{per_clip / svd_clip:.3%}"]])
+    shares = (
+        f"AID modules in a dual-CFG UNet call: adapters {(adapters[3] - base[3]) / full[3]:.2%},"
+        f" MCondition attention {(full[3] - adapters[3]) / full[3]:.2%} (its key/value "
+        f"projections {projections / full[3]:.2%}, the same at every step of a clip)."
+    )
+    forward, full_step, aid_step, trained, base_parameters = training
+    train = table(
+        "Training step at batch 1 (forward + backward; frozen weights get no weight "
+        "gradient)",
+        ["trained", "parameters", "GFLOP", "× forward", "× whole UNet"],
+        [["whole UNet", f"{base_parameters:,}", tf(full_step), f"{full_step / forward:.2f}×",
+          "1.000×"],
+         ["AID trainable set (DQFormer included)", f"{trained:,} "
+          f"({trained / base_parameters:.2%})", tf(aid_step), f"{aid_step / forward:.2f}×",
+          f"{aid_step / full_step:.3f}×"]])
+    return "\n\n".join([f"config {config.describe()}", calls, clips, shares, train])
+
+
+def _training_flops(config: BenchConfig, latent: tuple[int, int],
+                    forward: float) -> tuple[float, ...]:
+    """(forward, whole-UNet step, AID step) FLOPs at batch 1 (``forward``: the SVD UNet's
+    forward at batch 1, counted already), AID's trained parameter count and the UNet's. The
+    loss is a plain mean square: the network's cost is what counts."""
+    from diffusers import UNetSpatioTemporalConditionModel
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from aid_model.aid import count_parameters
+
+    width = config.unet["cross_attention_dim"]
+    image_size = config.image_encoder["image_size"]
+    image_tokens = (image_size // config.image_encoder["patch_size"]) ** 2 + 1
+
+    def inputs() -> dict:
+        return {"sample": torch.randn(1, config.frames, 8, *latent),
+                "timestep": torch.ones(1),
+                "encoder_hidden_states": torch.randn(1, 1, width),
+                "added_time_ids": torch.randn(1, 3), "return_dict": False}
+
+    def flops_with_grad(run: Callable[[], torch.Tensor]) -> float:
+        counter = FlopCounterMode(display=False)
+        with counter:
+            run().float().pow(2).mean().backward()
+        return float(counter.get_total_flops())
+
+    with FakeTensorMode(), _float32_casts_skipped():
+        unet = UNetSpatioTemporalConditionModel(**config.unet).train()
+        full = flops_with_grad(lambda: unet(**inputs())[0])
+        model = attach_aid(SimpleNamespace(unet=unet), config.aid)  # freezes the base
+        model.train()
+        counts = count_parameters(model)
+
+        def aid_output() -> torch.Tensor:
+            mcondition = model.build_mcondition(
+                torch.randn(1, 77, width), torch.randn(1, config.aid.num_states * 77, width),
+                torch.randn(1, image_tokens, config.image_encoder["projection_dim"]))
+            return model.unet(**inputs(), mcondition=mcondition)[0]
+
+        aid = flops_with_grad(aid_output)
+    return forward, full, aid, counts.trainable, counts.base_unet
+
+
+def _chunks(frames: int, chunk: int) -> list[int]:
+    return [min(chunk, frames - start) for start in range(0, frames, chunk)]

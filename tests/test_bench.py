@@ -1,0 +1,105 @@
+"""The benchmark commands run end to end at the tiny size and print their tables.
+
+Timings are not asserted: speed goals are met in benchmark runs (docs/performance.md),
+not in timed tests on a shared machine.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from aid_model.bench.__main__ import main
+from aid_model.bench.measure import memory_in_child
+from aid_model.bench.models import CONFIGS
+
+
+@pytest.fixture
+def restore_threads():
+    """``--threads`` sets torch's global thread count; later tests keep theirs."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def table_rows(text: str, title_start: str) -> list[list[str]]:
+    """Cells of the Markdown table whose bold title starts with ``title_start``."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"**{title_start}"))
+    rows = []
+    for line in lines[start + 4:]:  # title, blank, header, separator
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+def test_sampling_command_prints_every_table(capsys, restore_threads):
+    # Memory is off here to stay fast; the other tests cover both ways of measuring it.
+    main(["sampling", "--config", "tiny", "--repeats", "1", "--memory", "off",
+          "--threads", "1", "--quiet"])
+    text = capsys.readouterr().out
+    assert text.startswith("$ python -m aid_model.bench sampling --config tiny")
+    assert "machine: " in text
+
+    pipelines = [row[0] for row in table_rows(text, "1. Vanilla SVD, ours vs diffusers")]
+    assert pipelines == ["ours: AIDPipeline without AID", "diffusers StableVideoDiffusionPipeline"]
+    for row in table_rows(text, "1. Vanilla SVD"):
+        assert re.fullmatch(r"[\d.]+ m?s \([\d.]+–[\d.]+\)", row[1]), row  # s/step
+        assert re.fullmatch(r"[\d.]+ m?s \([\d.]+–[\d.]+\)", row[2]), row  # s/clip
+        assert row[5].endswith("×") and row[6].endswith("×"), row  # time ratios
+
+    guidance = table_rows(text, "2. Guidance cost")
+    assert [row[0] for row in guidance] == [
+        "SVD CFG, 2 branches (AID off, s_t = 0)",
+        "AID dual CFG, 3 branches batched",
+        "AID dual CFG, interval σ∈[0.3, 100]",
+        "AID off with default s_t = 7.5 (3 branches, 2 identical)",
+    ]
+    steps = CONFIGS["tiny"].steps
+    assert [row[1] for row in guidance] == [str(2 * steps), str(3 * steps), "5", str(3 * steps)]
+    assert "projected 25-step cost" in text
+
+    parts = [row[0] for row in table_rows(text, "3. AID's own modules")]
+    assert parts == [
+        "SVD UNet (AID detached)",
+        "AID UNet, MCondition off (adapters only)",
+        "AID UNet (adapters + MCondition attention)",
+        "DQFormer, full + null MCondition (once per clip)",
+    ]
+    chunks = [row[0] for row in table_rows(text, "4. VAE decode")]
+    assert chunks == ["1", "2", "4", "6"]  # tiny clips have 6 frames
+
+
+def test_training_command_prints_its_table(capsys, restore_threads):
+    main(["training", "--config", "tiny", "--repeats", "1", "--memory", "inline",
+          "--threads", "1", "--quiet"])
+    text = capsys.readouterr().out
+    rows = table_rows(text, "Training step")
+    assert [row[0] for row in rows] == ["AID trainable set", "whole UNet"]
+    aid, full = rows
+    assert full[2] == "100.00%"
+    assert float(aid[2].rstrip("%")) < 100.0
+    assert aid[4].endswith("MiB") and aid[7].endswith("×")
+
+
+def test_memory_is_measured_in_a_fresh_process():
+    arguments = ["sampling", "dqformer", "--config", "tiny", "--threads", "1"]
+    reading = memory_in_child(arguments)
+    assert reading.peak > reading.increase >= 0
+    assert reading.peak > 50 * 2**20  # torch and the models are resident
+
+
+def test_flops_command_prints_the_svd_shape_model_without_running_it(capsys):
+    main(["flops", "--config", "tiny"])
+    text = capsys.readouterr().out
+    calls = {row[0]: row for row in table_rows(text, "UNet call FLOPs")}
+    assert calls["SVD UNet, batch 2 (CFG)"][2] == "1.000×"
+    assert float(calls["AID UNet, batch 3 (dual CFG)"][2].rstrip("×")) > 1.0
+    per_clip = [row[0] for row in table_rows(text, "Per clip")]
+    assert per_clip[:3] == ["SVD CFG sampling (2 branches)", "AID dual CFG sampling (3 branches)",
+                            "AID dual CFG with the interval"]
+    training = [row[0] for row in table_rows(text, "Training step at batch 1")]
+    assert training == ["whole UNet", "AID trainable set (DQFormer included)"]
