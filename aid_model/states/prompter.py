@@ -84,6 +84,23 @@ class StatePredictor:
     ) -> list[StatePrediction]:
         raise NotImplementedError
 
+    @staticmethod
+    def pair_inputs(
+        images: Sequence[ImageInput] | ImageInput, instructions: Sequence[str] | str
+    ) -> tuple[list[ImageInput], list[str]]:
+        """One instruction per image: a single string is shared by every image."""
+        image_list = _as_list(images)
+        if isinstance(instructions, str):
+            instruction_list = [instructions] * len(image_list)
+        else:
+            instruction_list = [str(instruction) for instruction in instructions]
+        if len(instruction_list) != len(image_list):
+            raise ValueError(
+                f"got {len(image_list)} images but {len(instruction_list)} instructions; "
+                f"pass one instruction per image, or a single string for all of them"
+            )
+        return image_list, instruction_list
+
     def predict_states(
         self,
         images: Sequence[ImageInput] | ImageInput,
@@ -223,16 +240,7 @@ class StatePrompter(StatePredictor):
             raise ValueError(f"num_states must be at least 1, got {num_states}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        image_list = _as_list(images)
-        if isinstance(instructions, str):
-            instruction_list = [instructions] * len(image_list)
-        else:
-            instruction_list = [str(instruction) for instruction in instructions]
-        if len(instruction_list) != len(image_list):
-            raise ValueError(
-                f"got {len(image_list)} images but {len(instruction_list)} instructions; "
-                f"pass one instruction per image, or a single string for all of them"
-            )
+        image_list, instruction_list = self.pair_inputs(images, instructions)
         frames = [load_image(image) for image in image_list]
         predictions: list[StatePrediction] = []
         for start in range(0, len(frames), batch_size):

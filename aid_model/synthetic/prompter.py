@@ -59,16 +59,7 @@ class SyntheticStatePrompter(StatePredictor):
         del batch_size  # nothing to batch: detection is per frame
         if num_states < 1:
             raise ValueError(f"num_states must be at least 1, got {num_states}")
-        image_list = _as_list(images)
-        if isinstance(instructions, str):
-            instruction_list = [instructions] * len(image_list)
-        else:
-            instruction_list = [str(text) for text in instructions]
-        if len(instruction_list) != len(image_list):
-            raise ValueError(
-                f"got {len(image_list)} images but {len(instruction_list)} instructions; "
-                f"pass one instruction per image, or a single string for all of them"
-            )
+        image_list, instruction_list = self.pair_inputs(images, instructions)
         return [
             self._predict_one(image, text, num_states)
             for image, text in zip(image_list, instruction_list, strict=True)
@@ -96,15 +87,6 @@ class SyntheticStatePrompter(StatePredictor):
         states = trajectory_states(objects[target], trajectory[:, target], num_states, self.config)
         raw_text = "\n".join(f"{number}. {state}" for number, state in enumerate(states, 1))
         return StatePrediction(instruction, states, raw_text, num_found=num_states)
-
-
-def _as_list(images: Sequence[ImageInput] | ImageInput) -> list[ImageInput]:
-    """One image or a sequence of them as a list; a (frames, H, W, C) batch is many images."""
-    if isinstance(images, (list, tuple)):
-        return list(images)
-    if len(getattr(images, "shape", ())) == 4:
-        return list(images)
-    return [images]
 
 
 def _fallback(instruction: str, num_states: int, why: str) -> StatePrediction:
