@@ -7,6 +7,7 @@ nodes, and must yield frames."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -321,9 +322,12 @@ def vlm_models(tiny_models_dir):
     from test_states_prompter import build_tiny_llava
 
     folder = tiny_models_dir / "LLM" / "tiny-llava"
-    if not (folder / "config.json").is_file():
+    created = not (folder / "config.json").is_file()
+    if created:
         build_tiny_llava(folder)
-    return folder
+    yield folder
+    if created:  # the models folder is shared: leave it as other test modules expect it
+        shutil.rmtree(folder)
 
 
 EXPECTED_FRAMES = {  # T = 6 for the tiny AID model
