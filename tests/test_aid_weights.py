@@ -120,3 +120,36 @@ def test_config_and_format_are_checked(tmp_path):
         metadata = file.metadata()
     assert json.loads(metadata["aid_config"]) == json.loads(CONFIG.to_json())
     assert len(metadata["aid_base_fingerprint"]) == 64
+
+
+def test_a_format_1_file_with_gates_loads_as_the_same_model(tmp_path):
+    """Format 1 scaled the MCondition branch by a scalar gate through SVD's (trained) output
+    projection; it loads as W_o^mc = gate·W_o, b_o^mc = gate·b_o, giving the same output."""
+    model = trained(attach_aid(tiny_unet(), CONFIG))
+    path = save_aid_weights(model, tmp_path / "aid.safetensors")
+    with safe_open(str(path), framework="pt") as file:
+        metadata = file.metadata()
+    tensors = load_file(str(path))
+    gates = {}
+    with torch.no_grad():
+        projections = sorted(n for n in tensors if ".to_out_mcondition.weight" in n)
+        for index, name in enumerate(projections):
+            attention = name[: -len("processor.to_out_mcondition.weight")]
+            gate = torch.tensor(0.25 * (index + 1))
+            gates[f"{attention}processor.mcondition_gate"] = gate
+            for part in ("weight", "bias"):
+                del tensors[f"{attention}processor.to_out_mcondition.{part}"]
+                # What format 1's model computed, written into the format-2 model.
+                projection = model.unet.get_submodule(f"{attention[:-1]}.processor".removeprefix(
+                    "unet.")).to_out_mcondition
+                getattr(projection, part).copy_(gate * tensors[f"{attention}to_out.0.{part}"])
+    assert gates
+    save_file({**tensors, **gates}, str(tmp_path / "v1.safetensors"),
+              metadata={**metadata, "aid_format_version": "1"})
+    reloaded = attach_aid_from_file(tiny_unet(), tmp_path / "v1.safetensors")
+    assert torch.equal(output(reloaded), output(model))
+
+    save_file(tensors, str(tmp_path / "v9.safetensors"),
+              metadata={**metadata, "aid_format_version": "9"})
+    with pytest.raises(AIDWeightsError, match=r"format version 9.*reads 1 and 2"):
+        read_aid_config(tmp_path / "v9.safetensors")

@@ -56,21 +56,37 @@ def test_sampling_command_prints_every_table(capsys, restore_threads):
         "SVD CFG, 2 branches (AID off, s_t = 0)",
         "AID dual CFG, 3 branches batched",
         "AID dual CFG, interval σ∈[0.3, 100]",
-        "AID off with default s_t = 7.5 (3 branches, 2 identical)",
+        "AID off with default s_t = 7.5 (text branch skipped)",
     ]
     steps = CONFIGS["tiny"].steps
-    assert [row[1] for row in guidance] == [str(2 * steps), str(3 * steps), "5", str(3 * steps)]
+    assert [row[1] for row in guidance] == [str(2 * steps), str(3 * steps), "5", str(2 * steps)]
     assert "projected 25-step cost" in text
 
     parts = [row[0] for row in table_rows(text, "3. AID's own modules")]
     assert parts == [
         "SVD UNet (AID detached)",
         "AID UNet, MCondition off (adapters only)",
-        "AID UNet (adapters + MCondition attention)",
+        "AID UNet (adapters + MCondition attention), K/V cached",
+        "AID UNet, a clip's first step (MCondition K/V computed)",
         "DQFormer, full + null MCondition (once per clip)",
     ]
     chunks = [row[0] for row in table_rows(text, "4. VAE decode")]
     assert chunks == ["1", "2", "4", "6"]  # tiny clips have 6 frames
+
+
+def test_sampling_command_measures_the_inference_shortcuts_on_and_off(capsys, restore_threads):
+    main(["sampling", "--config", "tiny", "--repeats", "1", "--memory", "off",
+          "--threads", "1", "--quiet", "--tables", "6"])
+    text = capsys.readouterr().out
+    rows = table_rows(text, "6. Inference shortcuts")
+    assert [row[:3] for row in rows] == [
+        ["SVD UNet call, batch 2", "on", "—"], ["SVD UNet call, batch 2", "off", "—"],
+        ["SVD CFG", "on", "—"], ["SVD CFG", "off", "—"],
+        ["AID dual CFG", "on", "on"], ["AID dual CFG", "on", "off"],
+        ["AID dual CFG", "off", "on"], ["AID dual CFG", "off", "off"],
+    ]
+    assert rows[1][4] == rows[3][4] == rows[7][4] == "1.00×"
+    assert "with both off" in text
 
 
 def test_training_command_prints_its_table(capsys, restore_threads):
@@ -97,9 +113,14 @@ def test_flops_command_prints_the_svd_shape_model_without_running_it(capsys):
     text = capsys.readouterr().out
     calls = {row[0]: row for row in table_rows(text, "UNet call FLOPs")}
     assert calls["SVD UNet, batch 2 (CFG)"][2] == "1.000×"
-    assert float(calls["AID UNet, batch 3 (dual CFG)"][2].rstrip("×")) > 1.0
+    cached = float(calls["AID UNet, batch 3 (dual CFG), K/V cached"][2].rstrip("×"))
+    first = float(calls["AID UNet, batch 3 (dual CFG), a clip's first step"][2].rstrip("×"))
+    assert first > cached > 1.0  # the first step also projects the MCondition
+    unshortcut = calls["SVD UNet, batch 1, one-token cross-attention computed (diffusers)"]
+    assert float(unshortcut[2].rstrip("×")) > 1.0
     per_clip = [row[0] for row in table_rows(text, "Per clip")]
-    assert per_clip[:3] == ["SVD CFG sampling (2 branches)", "AID dual CFG sampling (3 branches)",
-                            "AID dual CFG with the interval"]
+    assert per_clip[:4] == ["SVD CFG sampling (2 branches)",
+                            "SVD CFG sampling without the one-token shortcut",
+                            "AID dual CFG sampling (3 branches)", "AID dual CFG with the interval"]
     training = [row[0] for row in table_rows(text, "Training step at batch 1")]
     assert training == ["whole UNet", "AID trainable set (DQFormer included)"]

@@ -17,12 +17,14 @@ TINY_AID = AIDConfig(num_frames=6, num_states=2, dqformer_heads=4)
 
 
 def open_gates(model, seed: int = 3) -> None:
-    """What training does, roughly: every gate and adapter up-projection non-zero."""
+    """What training does, roughly: every zero-initialised projection (the MCondition
+    branch's output, the adapters' up-projections) non-zero."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, parameter in trainable_parameters(model).items():
-            if name.endswith("mcondition_gate"):
-                parameter.fill_(1.0)
+            if ".to_out_mcondition." in name:
+                scale = 1.0 / parameter.shape[-1] ** 0.5 if parameter.ndim == 2 else 0.1
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * scale)
             elif ".up." in name:
                 parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.1)
 

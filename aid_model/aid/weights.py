@@ -4,7 +4,7 @@ Tensors: ``trainable_parameters`` (adapters, MCondition attention, DQFormer, and
 spatial cross-attention, which training changes), named as in ``AIDModel``. Metadata
 (strings):
 
-    aid_format_version   "1"
+    aid_format_version   "2" ("1": MCondition through a scalar gate; converted on load)
     aid_config           AIDConfig as JSON
     aid_base_shapes      JSON {base UNet tensor name: shape}, the base it was trained on
     aid_base_fingerprint sha256 of aid_base_shapes (a short id to compare bases by)
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -28,7 +29,12 @@ from aid_model.aid.model import AIDModel, SVDLike, attach_aid, base_unet_paramet
 from aid_model.aid.model import trainable_parameters as _trainable
 from aid_model.safetensors_io import CheckpointError, check_safetensors_file
 
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
+# Format 1 scaled the MCondition branch by a scalar gate through SVD's shared output
+# projection; format 2 gives the branch its own zero-initialised projection
+# (mcondition_attention.py says why). gate·(W x + b) = (gate·W) x + gate·b: exact.
+READABLE_VERSIONS = ("1", FORMAT_VERSION)
+_V1_GATE = "processor.mcondition_gate"
 
 
 class AIDWeightsError(ValueError):
@@ -79,9 +85,10 @@ def read_aid_metadata(path: str | Path) -> dict[str, str]:
             f"{path} is not an AID weight file (no aid_format_version in its metadata); "
             "AID weights are written by save_aid_weights"
         )
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise AIDWeightsError(
-            f"{path} has AID format version {version}; this library reads {FORMAT_VERSION}"
+            f"{path} has AID format version {version}; this library reads "
+            f"{' and '.join(READABLE_VERSIONS)}: update aid_model to read it"
         )
     return metadata
 
@@ -115,7 +122,8 @@ def load_aid_weights(model: AIDModel, path: str | Path) -> None:
         )
     targets = _trainable(model)
     with safe_open(str(path), framework="pt") as file:
-        keys = set(file.keys())
+        tensors = _tensors_as_current_format(file, metadata["aid_format_version"])
+        keys = set(tensors)
         unused = sorted(keys - set(targets))
         missing = sorted(set(targets) - keys)
         if unused or missing:
@@ -126,13 +134,29 @@ def load_aid_weights(model: AIDModel, path: str | Path) -> None:
             )
         with torch.no_grad():
             for name, target in targets.items():
-                tensor = file.get_tensor(name)
+                tensor = tensors[name]()
                 if tuple(tensor.shape) != tuple(target.shape):
                     raise AIDWeightsError(
                         f"{path}: tensor '{name}' has shape {list(tensor.shape)} in the file "
                         f"but {list(target.shape)} in the model"
                     )
                 target.copy_(tensor.to(device=target.device, dtype=target.dtype))
+
+
+def _tensors_as_current_format(file, version: str) -> dict[str, Callable[[], torch.Tensor]]:
+    """{name: loader} of the file's tensors under this format's names (read lazily)."""
+    names = file.keys()  # safe_open is not iterable
+    tensors = {name: (lambda name=name: file.get_tensor(name)) for name in names}
+    if version == FORMAT_VERSION:
+        return tensors
+    for gate_name in [name for name in tensors if name.endswith(_V1_GATE)]:
+        attention = gate_name[: -len(_V1_GATE)]  # "…attn2."
+        gate = tensors.pop(gate_name)
+        for part in ("weight", "bias"):
+            shared = tensors[f"{attention}to_out.0.{part}"]
+            tensors[f"{attention}processor.to_out_mcondition.{part}"] = (
+                lambda gate=gate, shared=shared: gate() * shared())
+    return tensors
 
 
 def attach_aid_from_file(components: SVDLike, path: str | Path) -> AIDModel:

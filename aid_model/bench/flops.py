@@ -24,6 +24,8 @@ from aid_model.aid import MConditionAttnProcessor, attach_aid
 from aid_model.bench.measure import table
 from aid_model.bench.models import BenchConfig
 from aid_model.bench.sampling import guided_steps
+from aid_model.sampling import karras_sigmas
+from aid_model.svd.single_token_attention import install_single_token_cross_attention
 
 
 def count_flops(run: Callable[[], object]) -> float:
@@ -59,6 +61,21 @@ def _mcondition_projection_flops(unet: torch.nn.Module, rows: int, tokens: int) 
     return total
 
 
+def aid_sampling_flops(guided: list[bool], cached_item: float, projection_item: float) -> float:
+    """FLOPs of AID's UNet calls over a clip whose step i is guided (3 branches) or not
+    (1 branch): every call at its K/V-cached cost, plus the MCondition key/value
+    projections wherever the batched MCondition changes (the first step, and each switch
+    between 3 and 1 branches, whose MConditions are different tensors)."""
+    total, previous = 0.0, None
+    for step_guided in guided:
+        batch = 3 if step_guided else 1
+        total += batch * cached_item
+        if batch != previous:
+            total += batch * projection_item
+        previous = batch
+    return total
+
+
 def run_flops(config: BenchConfig) -> str:
     """FLOP tables for one configuration (see the module docstring)."""
     from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
@@ -89,6 +106,8 @@ def run_flops(config: BenchConfig) -> str:
 
         # Every operation's FLOPs are per batch item, so a batch of b costs b batches of 1
         # (each branch of a guided step is one more item): counted once, at batch 1.
+        plain_item = count_flops(lambda: unet(**unet_inputs(1)))  # diffusers' processors
+        install_single_token_cross_attention(unet)  # as load_svd builds every SVD UNet
         base_item = count_flops(lambda: unet(**unet_inputs(1)))
         base = {b: b * base_item for b in (1, 2, 3)}
         decode = count_flops(lambda: [
@@ -104,22 +123,31 @@ def run_flops(config: BenchConfig) -> str:
         # require gradients.
         model.eval().requires_grad_(False)
         adapters_item = count_flops(lambda: model.unet(**unet_inputs(1), mcondition=None))
-        full_item = count_flops(lambda: model.unet(
-            **unet_inputs(1), mcondition=torch.randn(1, frames, tokens, width)))
+        mcondition = torch.randn(1, frames, tokens, width)
+        # A clip's first step computes the MCondition's keys and values; the later steps,
+        # given the same tensor, reuse them.
+        first_item = count_flops(lambda: model.unet(**unet_inputs(1), mcondition=mcondition))
+        cached_item = count_flops(lambda: model.unet(**unet_inputs(1), mcondition=mcondition))
         adapters = {b: b * adapters_item for b in (1, 3)}
-        full = {b: b * full_item for b in (1, 3)}
+        first = {b: b * first_item for b in (1, 3)}
+        cached = {b: b * cached_item for b in (1, 3)}
         states = config.aid.num_states * 77
         image_tokens = (image_size // config.image_encoder["patch_size"]) ** 2 + 1
         dqformer = count_flops(lambda: model.build_mcondition(
             torch.randn(1, 77, width), torch.randn(1, states, width),
             torch.randn(1, image_tokens, config.image_encoder["projection_dim"])))
-        projections = _mcondition_projection_flops(unet, 3 * frames, tokens)
+        projection_item = _mcondition_projection_flops(unet, frames, tokens)
+        projections = 3 * projection_item
 
-    training = _training_flops(config, latent, base_item)
+    # Training runs with gradients, i.e. without the one-token shortcut.
+    training = _training_flops(config, latent, plain_item)
     inside = guided_steps(steps, config.guidance_interval)
+    low, high = config.guidance_interval
+    guided = [low <= sigma <= high for sigma in karras_sigmas(steps)[:-1].tolist()]
     svd_clip = steps * base[2]
-    dual_clip = steps * full[3]
-    interval_clip = inside * full[3] + (steps - inside) * full[1]
+    plain_svd_clip = steps * 2 * plain_item
+    dual_clip = aid_sampling_flops([True] * steps, cached_item, projection_item)
+    interval_clip = aid_sampling_flops(guided, cached_item, projection_item)
     per_clip = encode + clip_flops + decode
 
     def tf(value: float) -> str:
@@ -132,18 +160,24 @@ def run_flops(config: BenchConfig) -> str:
         [["SVD UNet, batch 1", tf(base[1]), "1.000×"],
          ["SVD UNet, batch 2 (CFG)", tf(base[2]), "1.000×"],
          ["SVD UNet, batch 3", tf(base[3]), "1.000×"],
+         ["SVD UNet, batch 1, one-token cross-attention computed (diffusers)",
+          tf(plain_item), f"{plain_item / base[1]:.3f}×"],
          ["AID UNet, batch 3, MCondition off (adapters only)", tf(adapters[3]),
           f"{adapters[3] / base[3]:.3f}×"],
-         ["AID UNet, batch 3 (dual CFG)", tf(full[3]), f"{full[3] / base[3]:.3f}×"],
+         ["AID UNet, batch 3 (dual CFG), K/V cached", tf(cached[3]),
+          f"{cached[3] / base[3]:.3f}×"],
+         ["AID UNet, batch 3 (dual CFG), a clip's first step", tf(first[3]),
+          f"{first[3] / base[3]:.3f}×"],
          ["  of which MCondition key/value projections", tf(projections),
-          f"{projections / full[3]:.1%} of the AID call"],
-         ["AID UNet, batch 1 (outside the guidance interval)", tf(full[1]),
-          f"{full[1] / base[1]:.3f}×"]])
-    low, high = config.guidance_interval
+          f"{projections / first[3]:.1%} of the first step's AID call"],
+         ["AID UNet, batch 1 (outside the guidance interval), K/V cached", tf(cached[1]),
+          f"{cached[1] / base[1]:.3f}×"]])
     clips = table(
         f"Per clip ({steps} steps; guidance interval σ∈[{low:g}, {high:g}] guides {inside})",
         ["part", "GFLOP", "× SVD CFG sampling"],
         [["SVD CFG sampling (2 branches)", tf(svd_clip), "1.000×"],
+         ["SVD CFG sampling without the one-token shortcut", tf(plain_svd_clip),
+          f"{plain_svd_clip / svd_clip:.3f}×"],
          ["AID dual CFG sampling (3 branches)", tf(dual_clip), f"{dual_clip / svd_clip:.3f}×"],
          ["AID dual CFG with the interval", tf(interval_clip),
           f"{interval_clip / svd_clip:.3f}×"],
@@ -152,9 +186,13 @@ def run_flops(config: BenchConfig) -> str:
          ["VAE encode + CLIP image tower + VAE decode", tf(per_clip),
           f"{per_clip / svd_clip:.3%}"]])
     shares = (
-        f"AID modules in a dual-CFG UNet call: adapters {(adapters[3] - base[3]) / full[3]:.2%},"
-        f" MCondition attention {(full[3] - adapters[3]) / full[3]:.2%} (its key/value "
-        f"projections {projections / full[3]:.2%}, the same at every step of a clip)."
+        f"AID modules in a dual-CFG UNet call with the MCondition keys and values cached: "
+        f"adapters {(adapters[3] - base[3]) / cached[3]:.2%}, MCondition attention "
+        f"{(cached[3] - adapters[3]) / cached[3]:.2%}; at a clip's first step "
+        f"{(first[3] - base[3]) / first[3]:.2%} (key/value projections "
+        f"{projections / first[3]:.2%}). Against an SVD CFG without the one-token shortcut, "
+        f"dual CFG is {dual_clip / plain_svd_clip:.3f}× and the interval "
+        f"{interval_clip / plain_svd_clip:.3f}×."
     )
     forward, full_step, aid_step, trained, base_parameters = training
     train = table(

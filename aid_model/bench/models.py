@@ -1,7 +1,8 @@
 """The benchmark models: SVD-shaped modules with random weights, built from configs.
 
-Nothing is downloaded. Three sizes share SVD's topology and conventions (the corrected
-GroupNorm eps of ``load_svd``, frozen, eval mode):
+Nothing is downloaded. Three sizes share SVD's topology and conventions (as ``load_svd``
+builds them: the corrected GroupNorm eps, the one-token cross-attention shortcut; frozen,
+eval mode):
 
 - ``tiny``: the parity fixture's sizes (UNet 32/64, context 64); for tests.
 - ``small``: four UNet levels like SVD at a fifth of its width (62 M UNet parameters),
@@ -28,6 +29,7 @@ from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 from aid_model.aid import AIDConfig, AIDModel, attach_aid
 from aid_model.svd import SVDComponents
 from aid_model.svd.build import restore_original_unet_norms
+from aid_model.svd.single_token_attention import install_single_token_cross_attention
 
 CLIP_IMAGE_SIZE = 224  # what diffusers' SVD pipeline feeds the image encoder
 
@@ -197,7 +199,8 @@ def build_components(config: BenchConfig, device: torch.device | str = "cpu",
         unet = UNetSpatioTemporalConditionModel(**config.unet)
         vae = AutoencoderKLTemporalDecoder(**config.vae)
         image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**config.image_encoder))
-    restore_original_unet_norms(unet)  # what load_svd does to every SVD UNet
+    restore_original_unet_norms(unet)  # what load_svd does to every SVD UNet, and
+    install_single_token_cross_attention(unet)
     for module in (unet, vae, image_encoder):
         cast_(module, dtype)
         module.requires_grad_(False).eval()

@@ -10,7 +10,10 @@ Tables:
 3. what AID's own modules cost inside a step (adapters, MCondition attention) and per clip
    (DQFormer);
 4. VAE decode chunk size against time and peak memory;
-5. with ``--channels-last`` / ``--compile``: the UNet call in those variants.
+5. with ``--channels-last`` / ``--compile``: the UNet call in those variants;
+6. (only when asked for) the inference shortcuts on and off in one process: the
+   MCondition key/value cache and the one-token cross-attention shortcut, on an SVD UNet
+   call, SVD CFG and AID's dual CFG sampling.
 """
 
 from __future__ import annotations
@@ -49,7 +52,9 @@ from aid_model.bench.models import (
 from aid_model.bench.setup import RunSettings, machine_description
 from aid_model.conditioning import CLIP_MEAN, CLIP_STD, clip_image_embedding, clip_pixel_values
 from aid_model.pipeline import AIDPipeline, PredictionOptions, SemanticConditions
+from aid_model.pipeline.pipeline import FiniteCheck
 from aid_model.sampling import karras_sigmas
+from aid_model.svd.single_token_attention import single_token_shortcut_disabled
 from aid_model.video_decode import decode_latents
 
 # SVD's published sampling settings, used on both pipelines.
@@ -235,11 +240,22 @@ class SamplingSetup:
             "aid-dual": lambda: self._sampling(aid=True, text_scale=TEXT_SCALE),
             "aid-interval": lambda: self._sampling(aid=True, text_scale=TEXT_SCALE,
                                                    interval=self.config.guidance_interval),
+            "svd-cfg-attention": lambda: self._sampling(aid=False, text_scale=0.0,
+                                                        shortcut=False),
+            "aid-dual-no-cache": lambda: self._sampling(aid=True, text_scale=TEXT_SCALE,
+                                                        kv_cache=False),
+            "aid-dual-attention": lambda: self._sampling(aid=True, text_scale=TEXT_SCALE,
+                                                         shortcut=False),
+            "aid-dual-neither": lambda: self._sampling(aid=True, text_scale=TEXT_SCALE,
+                                                       kv_cache=False, shortcut=False),
             "unet-base": lambda: self._unet_call("base"),
             "unet-adapters": lambda: self._unet_call("adapters"),
             "unet-aid": lambda: self._unet_call("aid"),
+            "unet-aid-first": lambda: self._unet_call("aid-first"),
             "dqformer": self._dqformer,
             "unet-cfg": lambda: self._cfg_unet_call(self.components.unet),
+            "unet-cfg-attention": lambda: self._cfg_unet_call(self.components.unet,
+                                                              shortcut=False),
             "unet-cfg-channels-last": lambda: self._cfg_unet_call(self._channels_last_unet),
             "unet-cfg-compiled": lambda: self._cfg_unet_call(self._compiled_unet),
         }
@@ -252,8 +268,8 @@ class SamplingSetup:
 
     def ours_runner(self, check_every_step: bool = True) -> Callable[[Callable], object]:
         """``run(on_step)``: one clip through ``AIDPipeline.predict`` (AID off, SVD's linear
-        frame guidance); ``check_every_step=False`` drops the per-step finite check (a GPU
-        synchronisation each step), keeping the final one."""
+        frame guidance); ``check_every_step=False`` drops the per-step finite check (on a
+        GPU a reduction kernel per step, read once at the end), keeping the final one."""
         pipeline = self.plain_pipeline
         options = self.options(frame_scale_first=MIN_GUIDANCE, frame_scale=MAX_GUIDANCE,
                                text_scale=0.0)
@@ -261,8 +277,8 @@ class SamplingSetup:
 
         def run(on_step: Callable[[], None]) -> object:
             patch = (contextlib.nullcontext() if check_every_step else
-                     mock.patch.object(AIDPipeline, "_checked",
-                                       staticmethod(lambda callback: callback)))
+                     mock.patch.object(FiniteCheck, "check_step",
+                                       lambda self, denoised, step: None))
             with patch:
                 return pipeline.predict([image], "", options=options,
                                         callback=lambda info: on_step())
@@ -301,9 +317,14 @@ class SamplingSetup:
         return run
 
     def _sampling(self, aid: bool, text_scale: float,
-                  interval: tuple[float, float] | None = None) -> Workload:
-        """``sample_latents`` only (the stage between encode_conditions and decode)."""
+                  interval: tuple[float, float] | None = None, kv_cache: bool = True,
+                  shortcut: bool = True) -> Workload:
+        """``sample_latents`` only (the stage between encode_conditions and decode);
+        ``kv_cache=False`` drops the MCondition keys and values after every step (each
+        step computes them, as before the cache), ``shortcut=False`` runs the one-token
+        cross-attentions as diffusers does."""
         pipeline = self.aid_pipeline if aid else self.plain_pipeline
+        unet = pipeline.denoiser.unet
         conditions = self.aid_conditions if aid else self.plain_conditions
         options = self.options(frame_scale=FRAME_SCALE, text_scale=text_scale,
                                guidance_interval=interval)
@@ -314,8 +335,17 @@ class SamplingSetup:
 
         def run() -> dict[str, float]:
             clock = StepClock(device)
-            clip = timed(device, lambda: pipeline.sample_latents(
-                conditions, options, [seed], callback=lambda info: clock.mark()))
+
+            def on_step(info) -> None:
+                clock.mark()
+                if not kv_cache:  # the next step computes the keys and values again
+                    unet.release_mcondition_cache()
+
+            switch = (contextlib.nullcontext() if shortcut else
+                      single_token_shortcut_disabled(unet))
+            with switch:
+                clip = timed(device, lambda: pipeline.sample_latents(
+                    conditions, options, [seed], callback=on_step))
             intervals = clock.intervals()
             values = {"clip_s": clip, "step_s": _median(intervals)}
             if interval is not None:
@@ -344,30 +374,37 @@ class SamplingSetup:
         }
 
     def _unet_call(self, variant: str) -> Workload:
-        """One UNet evaluation at dual CFG's batch (3 branches): the plain SVD UNet, AID's
-        with MCondition off (adapters only), or AID's with MCondition."""
+        """One UNet evaluation at dual CFG's batch (3 branches): the plain SVD UNet
+        (``base``), AID's with MCondition off (``adapters``: adapters only), or AID's with
+        MCondition at a step after a clip's first (``aid``: the MCondition keys and values
+        cached by the call before) or at a clip's first step (``aid-first``: computed)."""
         inputs = self._unet_inputs(3)
         device = self.device
         if variant == "base":
             unet, extra = self.components.unet, {}
         else:
             full, null = self.aid_conditions.full_mcondition, self.aid_conditions.null_mcondition
-            mcondition = torch.cat([null, null, full]) if variant == "aid" else None
+            mcondition = torch.cat([null, null, full]) if variant != "adapters" else None
             unet, extra = self.aid_pipeline.denoiser.unet, {"mcondition": mcondition}
 
         def run() -> dict[str, float]:
+            if variant == "aid-first":
+                unet.release_mcondition_cache()
             with torch.no_grad():
                 seconds_taken = timed(device, lambda: unet(**inputs, return_dict=False, **extra))
             return {"call_s": seconds_taken}
 
         return run
 
-    def _cfg_unet_call(self, unet) -> Workload:
-        """One UNet evaluation at plain CFG's batch (2 branches)."""
+    def _cfg_unet_call(self, unet, shortcut: bool = True) -> Workload:
+        """One UNet evaluation at plain CFG's batch (2 branches); ``shortcut=False`` runs
+        the one-token cross-attentions as diffusers does."""
         inputs, device = self._unet_inputs(2), self.device
 
         def run() -> dict[str, float]:
-            with torch.no_grad():
+            switch = (contextlib.nullcontext() if shortcut else
+                      single_token_shortcut_disabled(unet))
+            with torch.no_grad(), switch:
                 return {"call_s": timed(device, lambda: unet(**inputs, return_dict=False))}
 
         return run
@@ -522,6 +559,8 @@ def run_sampling(settings: RunSettings, channels_last: bool = False, compile_une
         out += _decode_chunks(setup, settings, log)
     if 5 in tables and (channels_last or compile_unet):
         out += _unet_variants(setup, settings, channels_last, compile_unet, log)
+    if 6 in tables:
+        out += _inference_shortcuts(setup, settings, log)
     return "\n\n".join(out)
 
 
@@ -531,8 +570,9 @@ def _ours_vs_diffusers(setup: SamplingSetup, settings: RunSettings,
     out: list[str] = []
     log("1. ours vs diffusers' StableVideoDiffusionPipeline")
     names = ["ours", "diffusers"]
-    # The per-step finite check costs a host-device synchronisation, i.e. something only
-    # on a GPU; on a CPU it is one pass over the latents.
+    # On a GPU the per-step finite check is a reduction kernel per step, read once at the
+    # end (it used to be a host-device synchronisation a step); on a CPU it is one pass
+    # over the latents.
     names += ["ours-deferred-check"] if device.type == "cuda" else []
     times = interleave({n: setup.workload(n) for n in names}, repeats, log=log)
     memory = _memory(setup, settings, ["ours", "diffusers"], log)
@@ -593,13 +633,13 @@ def _guidance_cost(setup: SamplingSetup, settings: RunSettings,
         "svd-cfg": 2 * config.steps,
         "aid-dual": 3 * config.steps,
         "aid-interval": 3 * inside + (config.steps - inside),
-        "svd-default-text-scale": 3 * config.steps,
+        "svd-default-text-scale": 2 * config.steps,  # AIDPipeline drops the text branch
     }
     labels = {
         "svd-cfg": "SVD CFG, 2 branches (AID off, s_t = 0)",
         "aid-dual": "AID dual CFG, 3 branches batched",
         "aid-interval": f"AID dual CFG, interval σ∈[{low:g}, {high:g}]",
-        "svd-default-text-scale": "AID off with default s_t = 7.5 (3 branches, 2 identical)",
+        "svd-default-text-scale": "AID off with default s_t = 7.5 (text branch skipped)",
     }
     goals = {"aid-dual": "≤ 1.55×", "aid-interval": "≤ 1.25×"}
     reference = times["svd-cfg"]["clip_s"].median
@@ -636,20 +676,28 @@ def _aid_modules(setup: SamplingSetup, settings: RunSettings,
     config, repeats = settings.config, settings.repeats
     out: list[str] = []
     log("3. adapters, MCondition attention and DQFormer")
-    names = ["unet-base", "unet-adapters", "unet-aid", "dqformer"]
+    names = ["unet-base", "unet-adapters", "unet-aid", "unet-aid-first", "dqformer"]
     parts = interleave({n: setup.workload(n) for n in names}, repeats, log=log)
     base = parts["unet-base"]["call_s"].median
     adapters = parts["unet-adapters"]["call_s"].median
     full = parts["unet-aid"]["call_s"].median
+    first = parts["unet-aid-first"]["call_s"].median
     dqformer = parts["dqformer"]["clip_s"].median
-    aid_clip = config.steps * full  # a clip's sampling: one 3-branch call a step
+    # A clip's sampling: one 3-branch call a step, the first computing the MCondition's
+    # keys and values.
+    aid_clip = first + (config.steps - 1) * full
     rows = [
         ["SVD UNet (AID detached)", seconds(parts["unet-base"]["call_s"]), "—"],
         ["AID UNet, MCondition off (adapters only)", seconds(parts["unet-adapters"]["call_s"]),
          f"adapters {(adapters - base) / adapters:+.1%} of the call"],
-        ["AID UNet (adapters + MCondition attention)", seconds(parts["unet-aid"]["call_s"]),
+        ["AID UNet (adapters + MCondition attention), K/V cached",
+         seconds(parts["unet-aid"]["call_s"]),
          f"AID modules {(full - base) / full:+.1%} of the call "
          f"(MCondition {(full - adapters) / full:+.1%}); goal ≤ 3 %"],
+        ["AID UNet, a clip's first step (MCondition K/V computed)",
+         seconds(parts["unet-aid-first"]["call_s"]),
+         f"AID modules {(first - base) / first:+.1%} of the call "
+         f"(MCondition {(first - adapters) / first:+.1%})"],
         ["DQFormer, full + null MCondition (once per clip)", seconds(parts["dqformer"]["clip_s"]),
          f"{dqformer / aid_clip:.2%} of a {config.steps}-step clip's AID UNet calls "
          f"({aid_clip:.2f} s)"],
@@ -697,3 +745,39 @@ def _unet_variants(setup: SamplingSetup, settings: RunSettings, channels_last: b
             for n in names]
     return [table("5. UNet call at CFG batch 2, variants",
                   ["UNet", "time", "× default", "first call"], rows)]
+
+
+def _inference_shortcuts(setup: SamplingSetup, settings: RunSettings,
+                         log: Callable[[str], None]) -> list[str]:
+    """Sampling with the MCondition key/value cache and the one-token cross-attention
+    shortcut on and off, interleaved in one process (the ratios between separate runs
+    move by more than these effects on a shared CPU)."""
+    config = settings.config
+    log("6. inference shortcuts on and off")
+    names = ["unet-cfg", "unet-cfg-attention", "svd-cfg", "svd-cfg-attention", "aid-dual",
+             "aid-dual-no-cache", "aid-dual-attention", "aid-dual-neither"]
+    times = interleave({n: setup.workload(n) for n in names}, settings.repeats, log=log)
+    clip = {name: times[name]["clip_s"].median for name in names if "clip_s" in times[name]}
+    calls = {name: times[name]["call_s"] for name in names if "call_s" in times[name]}
+    rows = [
+        ["SVD UNet call, batch 2", "on", "—", seconds(calls["unet-cfg"]),
+         ratio(calls["unet-cfg"].median, calls["unet-cfg-attention"].median)],
+        ["SVD UNet call, batch 2", "off", "—", seconds(calls["unet-cfg-attention"]), "1.00×"],
+        ["SVD CFG", "on", "—", seconds(times["svd-cfg"]["clip_s"]),
+         ratio(clip["svd-cfg"], clip["svd-cfg-attention"])],
+        ["SVD CFG", "off", "—", seconds(times["svd-cfg-attention"]["clip_s"]), "1.00×"],
+        ["AID dual CFG", "on", "on", seconds(times["aid-dual"]["clip_s"]),
+         ratio(clip["aid-dual"], clip["aid-dual-neither"])],
+        ["AID dual CFG", "on", "off", seconds(times["aid-dual-no-cache"]["clip_s"]),
+         ratio(clip["aid-dual-no-cache"], clip["aid-dual-neither"])],
+        ["AID dual CFG", "off", "on", seconds(times["aid-dual-attention"]["clip_s"]),
+         ratio(clip["aid-dual-attention"], clip["aid-dual-neither"])],
+        ["AID dual CFG", "off", "off", seconds(times["aid-dual-neither"]["clip_s"]), "1.00×"],
+    ]
+    return [
+        table(f"6. Inference shortcuts, sampling stage ({config.steps} steps), on and off in "
+              "one process", ["sampling", "one-token shortcut", "MCondition K/V cache",
+                              "time", "× both off"], rows),
+        f"Dual CFG × SVD CFG: {clip['aid-dual'] / clip['svd-cfg']:.2f}× with both on, "
+        f"{clip['aid-dual-neither'] / clip['svd-cfg-attention']:.2f}× with both off.",
+    ]

@@ -247,6 +247,8 @@ class AIDPipeline:
         options = self.resolve(options)
         if self.aid is None and options.text_scale:
             # Plain SVD has no text branch: (c_f, c_t) would repeat (c_f, ∅) at full cost.
+            logger.debug("no AID weights: text_scale=%g ignored (2 branches, plain CFG)",
+                         options.text_scale)
             options = options.with_(text_scale=0.0)
         batch = len(conditions.references)
         if len(seeds) != batch:
@@ -264,11 +266,16 @@ class AIDPipeline:
             text_enabled = torch.ones(batch, dtype=torch.bool)
             text_enabled[conditions.empty_instructions] = False
         branches, noise = self._frame_conditions(conditions, options, seeds)
-        guided = DualCFG(self.denoiser, *branches, options.guidance(), text_enabled)
         sigmas = karras_sigmas(options.steps, device=self.device)
+        guided = DualCFG(self.denoiser, *branches, options.guidance(), text_enabled, sigmas)
         x = noise_to_initial_state(noise.to(self.device), sigmas[0])
-        x = sample(options.sampler, guided, x, sigmas, self._checked(callback))
-        _raise_if_not_finite(x)
+        check = FiniteCheck(x.device)
+        try:
+            x = sample(options.sampler, guided, x, sigmas, check.wrap(callback))
+        finally:
+            if self.aid is not None:  # the MCondition's keys and values serve this clip only
+                self.aid.unet.release_mcondition_cache()
+        check.raise_if_failed(final=x)
         return x / self.components.vae.config.scaling_factor
 
     @torch.no_grad()
@@ -312,18 +319,60 @@ class AIDPipeline:
         )
         return branches, torch.cat(noises)
 
-    @staticmethod
-    def _checked(callback: ProgressCallback | None) -> ProgressCallback:
+
+class FiniteCheck:
+    """The NaN/inf check of sampling: every step's denoised latents, then the final state.
+
+    On a GPU, reading a check's result waits for the device; done at every step it would
+    stall the queue each step. There the results are gathered on the device (the first
+    failing step) and read once, at the end. On the CPU nothing waits, so each step is
+    read at once and a failing run stops at that step.
+
+    Args:
+        device: where the sampler state lives.
+        immediate: read each step's result at once; None: on the CPU only.
+    """
+
+    def __init__(self, device: torch.device, immediate: bool | None = None):
+        self.immediate = device.type == "cpu" if immediate is None else immediate
+        # First step whose denoised latents were not finite, or -1 (a scalar on the device).
+        self._first_failure = None if self.immediate else torch.full((), -1, device=device)
+
+    def wrap(self, callback: ProgressCallback | None) -> ProgressCallback:
+        """A step callback that checks ``info.denoised``, then calls ``callback``."""
+
         def check(info: StepInfo) -> None:
-            _raise_if_not_finite(info.denoised, step=info.step)
+            self.check_step(info.denoised, info.step)
             if callback is not None:
                 callback(info)
 
         return check
 
+    def check_step(self, denoised: Tensor, step: int) -> None:
+        if self.immediate:
+            _raise_if_not_finite(denoised, step=step)
+            return
+        failed = ~torch.isfinite(denoised).all()
+        self._first_failure = torch.where(failed & (self._first_failure < 0), step,
+                                          self._first_failure)
 
-def _raise_if_not_finite(tensor: Tensor, step: int | None = None) -> None:
-    if not torch.isfinite(tensor).all():
+    def raise_if_failed(self, final: Tensor) -> None:
+        """Raises FloatingPointError naming the first failing step, or if ``final`` (the
+        sampler's result) is not finite; one device read."""
+        if self.immediate:
+            _raise_if_not_finite(final)
+            return
+        final_failed = (~torch.isfinite(final).all()).long()
+        first_failure, final_failed = torch.stack([self._first_failure, final_failed]).tolist()
+        if first_failure >= 0:
+            _raise_if_not_finite(None, step=first_failure)
+        if final_failed:
+            _raise_if_not_finite(None)
+
+
+def _raise_if_not_finite(tensor: Tensor | None, step: int | None = None) -> None:
+    """Raises the sampling error if ``tensor`` has NaN/inf; ``tensor=None`` raises."""
+    if tensor is None or not torch.isfinite(tensor).all():
         where = "" if step is None else f" at step {step}"
         raise FloatingPointError(
             f"sampling produced NaN/inf latents{where} (float16 overflow is the usual cause); "

@@ -14,7 +14,8 @@ class VideoDenoiser(nn.Module):
 
     ``unet`` is a diffusers UNetSpatioTemporalConditionModel, or any module with the
     same call signature; a module that also accepts ``mcondition=`` (AID) receives the
-    condition's MCondition, a plain one is called exactly as diffusers' SVD pipeline does.
+    condition's MCondition as it is (not cast: ``AIDUNet`` casts it), a plain one is
+    called exactly as diffusers' SVD pipeline does.
     """
 
     def __init__(self, unet: nn.Module):
@@ -26,7 +27,9 @@ class VideoDenoiser(nn.Module):
         dtype = unet_input.dtype
         kwargs = {}
         if cond.mcondition is not None:
-            kwargs["mcondition"] = cond.mcondition.to(dtype)
+            # Passed as it is (AIDUNet casts it): the same tensor at every step lets AID
+            # compute the MCondition's keys and values once per clip.
+            kwargs["mcondition"] = cond.mcondition
         return self.unet(
             unet_input,
             c_noise,

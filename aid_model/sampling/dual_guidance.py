@@ -81,6 +81,11 @@ class DualCFG:
         settings: scales, ramp and interval.
         text_enabled: (B,) bool, False for items without text (an empty instruction):
             their s_t is 0 while the rest of the batch keeps its text guidance.
+        sigmas: the σ schedule the sampler walks (optional). With a guidance interval,
+            each step must know on the host whether σ lies inside it; a σ the sampler
+            passes as a view of this schedule (``sigmas[i].expand(B)``, as every sampler
+            here does) is read from a host copy made once, instead of from the device
+            at every step (a GPU synchronisation). Any other σ is read from the device.
     All three conditions have the batch size of the ``x`` the sampler passes.
     """
 
@@ -92,6 +97,7 @@ class DualCFG:
         full: VideoCondition,
         settings: GuidanceSettings,
         text_enabled: Tensor | None = None,
+        sigmas: Tensor | None = None,
     ):
         settings.validate()
         self.text_enabled = text_enabled
@@ -99,6 +105,10 @@ class DualCFG:
         self.settings = settings
         self.branches = (null, frame_only, full)
         self._batched: dict[tuple[int, ...], VideoCondition] = {}
+        # (guided, T, device, dtype) → (branches to evaluate, their (3, B|1, T) weights on
+        # the device): built once, not rebuilt on the CPU and copied at every step.
+        self._weights: dict[tuple, tuple[list[int], Tensor]] = {}
+        self._schedule = None if settings.interval is None else _HostSchedule.of(sigmas)
         self.evaluations = 0  # UNet batch items evaluated, for cost accounting
 
     def _condition_for(self, needed: Sequence[int]) -> VideoCondition:
@@ -111,18 +121,31 @@ class DualCFG:
         if self.settings.interval is None:
             return True
         low, high = self.settings.interval
-        value = float(sigma.reshape(-1)[0])
+        value = self._schedule.value_of(sigma) if self._schedule is not None else None
+        if value is None:  # not a view of the schedule: read from the device
+            value = float(sigma.reshape(-1)[0])
         return low <= value <= high
+
+    def _branch_weights(self, guided: bool, x: Tensor) -> tuple[list[int], Tensor]:
+        """(indices of the branches with a non-zero weight, (3, B|1, T) weights on x's
+        device in x's dtype)."""
+        num_frames = x.shape[1]
+        key = (guided, num_frames, x.device, x.dtype)
+        if key not in self._weights:
+            if guided:
+                weights = self.settings.branch_weights(num_frames, self.text_enabled)
+            else:
+                weights = torch.tensor([0.0, 0.0, 1.0]).reshape(3, 1, 1).expand(3, 1, num_frames)
+            used = weights.ne(0).flatten(1).any(1).tolist()  # on the CPU: nothing waits
+            needed = [i for i in range(3) if used[i]]
+            if not needed:  # s_f = s_t = 0 would be the unconditional model alone
+                needed = [0]
+            self._weights[key] = (needed, weights.to(x.device, x.dtype))
+        return self._weights[key]
 
     def __call__(self, x: Tensor, sigma: Tensor) -> Tensor:
         num_frames = x.shape[1]
-        if self._in_interval(sigma):
-            weights = self.settings.branch_weights(num_frames, self.text_enabled)
-        else:
-            weights = torch.tensor([0.0, 0.0, 1.0]).reshape(3, 1, 1).expand(3, 1, num_frames)
-        needed = [i for i in range(3) if bool((weights[i] != 0).any())]
-        if not needed:  # s_f = s_t = 0 would be the unconditional model alone
-            needed = [0]
+        needed, weights = self._branch_weights(self._in_interval(sigma), x)
         repeats = len(needed)
         outputs = self.denoiser(
             torch.cat([x] * repeats),
@@ -133,5 +156,44 @@ class DualCFG:
         shape = (weights.shape[1], num_frames, 1, 1, 1)  # per item (or 1 for all), per frame
         result = torch.zeros_like(x)
         for branch, output in zip(needed, outputs, strict=True):
-            result = result + weights[branch].to(x.device, x.dtype).reshape(shape) * output
+            result = result + weights[branch].reshape(shape) * output
         return result
+
+
+@dataclass(frozen=True)
+class _HostSchedule:
+    """A σ schedule and a host copy of it, to read the σ of a view without the device.
+
+    A tensor on the schedule's storage (the same C++ object, ``_cdata``: while the schedule
+    is held, no other storage can take its address), of its dtype, with the schedule's
+    version unchanged, is a view of it: its first element is ``host[storage offset]``.
+    """
+
+    sigmas: Tensor
+    host: tuple[float, ...]
+    version: int | None
+
+    @staticmethod
+    def of(sigmas: Tensor | None) -> _HostSchedule | None:
+        if sigmas is None:
+            return None
+        # One device read per sampling run, instead of one per step.
+        host = tuple(sigmas.detach().reshape(-1).cpu().tolist())
+        return _HostSchedule(sigmas, host, _version(sigmas))
+
+    def value_of(self, sigma: Tensor) -> float | None:
+        """σ's first element from the host copy, or None when σ is not a view of the
+        (unmodified, contiguous) schedule."""
+        schedule = self.sigmas
+        if (sigma.dtype != schedule.dtype or sigma.device != schedule.device
+                or not schedule.is_contiguous() or _version(schedule) != self.version
+                or sigma.untyped_storage()._cdata != schedule.untyped_storage()._cdata):
+            return None
+        index = sigma.storage_offset() - schedule.storage_offset()
+        return self.host[index] if 0 <= index < len(self.host) else None
+
+
+def _version(tensor: Tensor) -> int | None:
+    """The in-place modification counter; None for inference tensors, which have none
+    (and which only code inside inference mode could modify)."""
+    return None if tensor.is_inference() else tensor._version

@@ -34,11 +34,20 @@ class FrameRampCFG:
         self.batched_cond = VideoCondition.cat([uncond, cond])
         self.min_scale = min_scale
         self.max_scale = min_scale if max_scale is None else max_scale
+        # (T, device, dtype) → the ramp (1, T, 1, 1, 1) on the device: copied there once,
+        # not at every step.
+        self._scales: dict[tuple, Tensor] = {}
+
+    def _scale(self, x: Tensor) -> Tensor:
+        num_frames = x.shape[1]
+        key = (num_frames, x.device, x.dtype)
+        if key not in self._scales:
+            scale = frame_guidance_scales(num_frames, self.min_scale, self.max_scale)
+            self._scales[key] = scale.to(device=x.device, dtype=x.dtype).reshape(
+                1, num_frames, 1, 1, 1)
+        return self._scales[key]
 
     def __call__(self, x: Tensor, sigma: Tensor) -> Tensor:
-        num_frames = x.shape[1]
         both = self.denoiser(torch.cat([x, x]), torch.cat([sigma, sigma]), self.batched_cond)
         uncond_out, cond_out = both.chunk(2)
-        scale = frame_guidance_scales(num_frames, self.min_scale, self.max_scale)
-        scale = scale.to(device=x.device, dtype=x.dtype).reshape(1, num_frames, 1, 1, 1)
-        return uncond_out + scale * (cond_out - uncond_out)
+        return uncond_out + self._scale(x) * (cond_out - uncond_out)

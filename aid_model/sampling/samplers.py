@@ -44,6 +44,12 @@ def _batch_sigma(sigma: Tensor, x: Tensor) -> Tensor:
     return sigma.expand(x.shape[0])
 
 
+def _zero_on_host(sigmas: Tensor) -> list[bool]:
+    """Which σ are 0, read once per run: ``sigmas[i] == 0`` in the loop would wait for
+    the device at every step."""
+    return [value == 0 for value in sigmas.tolist()]
+
+
 def _report(callback: StepCallback | None, i: int, sigmas: Tensor, x, denoised) -> None:
     if callback is not None:
         callback(StepInfo(i, len(sigmas) - 1, x, sigmas[i], denoised))
@@ -68,12 +74,13 @@ def sample_heun(
 ) -> Tensor:
     """Heun's second-order method (Karras et al. 2022, Algorithm 2, no churn); the last
     step to σ = 0 is an Euler step, since D at σ = 0 is undefined."""
+    is_zero = _zero_on_host(sigmas)
     for i in range(len(sigmas) - 1):
         denoised = denoise(x, _batch_sigma(sigmas[i], x))
         _report(callback, i, sigmas, x, denoised)
         d = _to_d(x, sigmas[i], denoised)
         dt = sigmas[i + 1] - sigmas[i]
-        if sigmas[i + 1] == 0:
+        if is_zero[i + 1]:
             x = x + d * dt
             continue
         x_euler = x + d * dt
@@ -90,11 +97,12 @@ def sample_dpmpp_2m(
     """DPM-Solver++(2M) (Lu et al. 2022, multistep second order, data prediction),
     in the log-σ time variable t = −ln σ."""
     previous_denoised: Tensor | None = None
+    is_zero = _zero_on_host(sigmas)
     for i in range(len(sigmas) - 1):
         denoised = denoise(x, _batch_sigma(sigmas[i], x))
         _report(callback, i, sigmas, x, denoised)
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        if sigma_next == 0:
+        if is_zero[i + 1]:
             x = denoised
             continue
         t, t_next = -sigma.log(), -sigma_next.log()

@@ -18,6 +18,7 @@ from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from aid_model.safetensors_io import CheckpointError
+from aid_model.svd.single_token_attention import install_single_token_cross_attention
 
 # The original UNet's ResBlocks (spatial and temporal) normalise with GroupNorm eps 1e-5.
 ORIGINAL_UNET_RESBLOCK_EPS = 1e-5
@@ -74,10 +75,13 @@ def restore_original_decoder_mid_block(vae: AutoencoderKLTemporalDecoder, mid_re
 
 
 def build_unet(config: dict) -> UNetSpatioTemporalConditionModel:
-    """An SVD UNet with meta parameters, corrected to the original's normalisation."""
+    """An SVD UNet with meta parameters, corrected to the original's normalisation, its
+    one-token cross-attentions computed without the attention at inference
+    (``single_token_attention``: same values, 4.7 % fewer FLOPs at svd_xt shape)."""
     with parameters_on_meta():
         unet = UNetSpatioTemporalConditionModel(**config)
     restore_original_unet_norms(unet)
+    install_single_token_cross_attention(unet)
     return unet
 
 
