@@ -8,7 +8,14 @@ import torch
 from tiny_models import tiny_aid_pipeline
 
 from aid_model.aid import AIDConfig
-from aid_model.demo.benchmark import TABLE_HEADER, VARIANTS, RandomClipFeatures, evaluate_pipeline
+from aid_model.demo.benchmark import (
+    TABLE_HEADER,
+    VARIANTS,
+    RandomClipFeatures,
+    VariantScores,
+    evaluate_pipeline,
+    scored_variant,
+)
 from aid_model.demo.load import DEMO_OPTIONS
 from aid_model.synthetic import SyntheticClipDataset
 
@@ -42,3 +49,18 @@ def test_scores_of_a_pipeline_on_held_out_scenes(svd_fixture_checkpoint, clip_te
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_every_variant_names_real_config_switches(name):
     AIDConfig(num_frames=8, **VARIANTS[name])  # unknown or conflicting switches would raise
+
+
+def test_a_scored_variant_is_kept_and_never_scored_twice(tmp_path):
+    calls = []
+
+    def score():
+        calls.append(1)
+        return VariantScores("w/o DE", 0.5, 0.1, 2.0, 3, 1.0), [torch.rand(8, 4, 4, 3)]
+
+    first = scored_variant("w/o DE", tmp_path, score)
+    again = scored_variant("w/o DE", tmp_path, score)
+    assert calls == [1]
+    assert again[0] == first[0]
+    assert torch.equal(again[1][0], first[1][0])
+    assert (tmp_path / "scores" / "wo_DE.json").exists()

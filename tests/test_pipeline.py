@@ -156,6 +156,40 @@ def test_long_video_joins_segments_without_repeating_the_overlap(pipeline, frame
     torch.testing.assert_close(video[6:10], second[2:], rtol=0, atol=2e-5)
 
 
+class RecordingStatePredictor:
+    """Writes states naming the frame's mean brightness, and records what it was shown."""
+
+    def __init__(self):
+        self.seen: list[tuple[torch.Tensor, str, int]] = []
+
+    def predict_states(self, images, instructions, num_states=4):
+        self.seen.extend((torch.as_tensor(i), t, num_states)
+                         for i, t in zip(images, instructions, strict=True))
+        return [[f"{t}: brightness {torch.as_tensor(i).mean():.3f}"] * num_states
+                for i, t in zip(images, instructions, strict=True)]
+
+
+def test_long_video_asks_the_state_predictor_for_each_segment_it_has_no_states_for(
+    pipeline, frames
+):
+    predictor = RecordingStatePredictor()
+    instructions = ["move the cup left", "move the cup up", "move the cup right"]
+    given = ["the cup is up"] * pipeline.aid.config.num_states
+    video = predict_long_video(pipeline, frames[:1], instructions, overlap=2,
+                               states=[None, given, None], options=OPTIONS,
+                               state_predictor=predictor)
+    # Segments 0 and 2 had no states: asked about their latest reference frame, (H, W, 3).
+    assert [text for _, text, _ in predictor.seen] == [instructions[0], instructions[2]]
+    assert all(n == pipeline.aid.config.num_states for _, _, n in predictor.seen)
+    torch.testing.assert_close(predictor.seen[0][0], frames[0].permute(1, 2, 0))
+    torch.testing.assert_close(predictor.seen[1][0], video[-5], rtol=0, atol=0)
+    # The written states are the ones the segment was predicted with.
+    first_states = predictor.predict_states([frames[0].permute(1, 2, 0)], [instructions[0]],
+                                            pipeline.aid.config.num_states)[0]
+    first = pipeline.predict(frames[:1], instructions[0], first_states, options=OPTIONS)
+    torch.testing.assert_close(video[:6], first, rtol=0, atol=2e-5)
+
+
 def test_the_three_stages_compose_to_predict(pipeline, frames):
     options = pipeline.resolve(OPTIONS)
     conditions = pipeline.encode_conditions(

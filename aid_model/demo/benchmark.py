@@ -20,6 +20,7 @@ import argparse
 import itertools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from aid_model.demo.load import DEMO_OPTIONS
+from aid_model.demo.train_all import REPO
 from aid_model.synthetic import SyntheticClipDataset
 from aid_model.synthetic.accuracy import direction_accuracy
 from aid_model.synthetic.prompter import SyntheticStatePrompter
@@ -125,18 +127,20 @@ def evaluate_pipeline(pipeline, name: str, num_scenes: int = 200, batch_size: in
     return scores, examples
 
 
-def train_variant(name: str, steps: int, work: Path) -> Path:
+def train_variant(name: str, steps: int, work: Path, data_work: Path) -> Path:
     """Trains one variant with the bundled model's stage-2 config and only its ablation
-    switches changed (same data, steps, seed); resumable. Returns the EMA weight file."""
+    switches changed (same data, feature cache, steps, seed); resumable. ``data_work`` is
+    ``make demo-train``'s folder: its training set and feature cache are shared by every
+    variant (the cache is computed once). Returns the EMA weight file."""
     from aid_model.demo.paths import DEMO_DIR, SVD_DIR, TEXT_ENCODER_DIR
     from aid_model.demo.train_all import STAGE2_CONFIG
     from aid_model.train import FINAL_WEIGHTS, load_train_config, train
 
-    slug = name.replace("/", "").replace(" ", "_")
-    overrides = [f"output_dir={work / slug}", f"optim.max_steps={steps}",
+    overrides = [f"output_dir={work / variant_slug(name)}", f"optim.max_steps={steps}",
                  f"model.svd={DEMO_DIR / SVD_DIR}",
                  f"text_encoder.source={DEMO_DIR / TEXT_ENCODER_DIR}",
-                 f"data.root={work / 'synthetic_train'}"]
+                 f"data.root={data_work / 'synthetic_train'}",
+                 f"cache.dir={data_work / 'feature_cache'}"]
     overrides += [f"aid.{switch}=true" for switch in VARIANTS[name]]
     config = load_train_config(STAGE2_CONFIG, overrides)
     weights = Path(config.output_dir) / FINAL_WEIGHTS
@@ -158,6 +162,28 @@ def variant_pipeline(weights: Path):
                        load_text_encoder(DEMO_DIR / TEXT_ENCODER_DIR))
 
 
+def variant_slug(name: str) -> str:
+    """A file-name-safe form of a variant's name ("w/o DE" → "wo_DE")."""
+    return "".join(c if c.isalnum() else "_" for c in name.replace("/", "")).strip("_")
+
+
+def scored_variant(name: str, out: Path, score: Callable[[], tuple[VariantScores, list[Tensor]]]
+                   ) -> tuple[VariantScores, list[Tensor]]:
+    """``score()``'s result, kept in ``out/scores/<slug>.json`` and ``.pt`` (examples) so that
+    an interrupted or split run (``--variants``) never scores a variant twice."""
+    folder = out / "scores"
+    folder.mkdir(parents=True, exist_ok=True)
+    scores_file = folder / f"{variant_slug(name)}.json"
+    examples_file = scores_file.with_suffix(".pt")
+    if scores_file.exists() and examples_file.exists():
+        return (VariantScores(**json.loads(scores_file.read_text())),
+                torch.load(examples_file, weights_only=True))
+    scores, examples = score()
+    torch.save(examples, examples_file)
+    scores_file.write_text(json.dumps(scores.__dict__, indent=2))
+    return scores, examples
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -165,41 +191,61 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=0,
                         help="also retrain every variant of VARIANTS with this many steps "
                         "(same budget each) and score it; 0: the base and the bundled model only")
+    parser.add_argument("--variants", default=None,
+                        help="comma-separated subset of the retrained variants (default: all); "
+                        "two processes with disjoint subsets share the work of one table, and a "
+                        "last run without --variants prints it from the kept scores")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_demo"))
+    parser.add_argument("--data-work", type=Path, default=REPO / "runs" / "demo",
+                        help="make demo-train's work folder: the training set and feature "
+                        "cache every variant shares (written there when missing)")
     args = parser.parse_args()
     torch.set_num_threads(1)  # measured faster on 2 shared cores (docs/training.md)
+    chosen = list(VARIANTS) if args.variants is None else [
+        name.strip() for name in args.variants.split(",")]
+    unknown = [name for name in chosen if name not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"--variants: unknown {unknown}; choose from {list(VARIANTS)}")
     args.out.mkdir(parents=True, exist_ok=True)
     from aid_model.demo.load import load_demo_pipeline
     from aid_model.pipeline import AIDPipeline
     from aid_model.video_io import write_contact_sheet
 
-    demo = load_demo_pipeline()
+    started = time.perf_counter()
     results, figure_rows = [], []
-    base = AIDPipeline(demo.components)  # the stage-1 base alone: no text at all
-    base_options = DEMO_OPTIONS.with_(num_frames=demo.aid.config.num_frames, text_scale=0.0)
-    for name, pipeline, options in (("base alone (no text)", base, base_options),
-                                    ("full AID (bundled)", demo, DEMO_OPTIONS)):
-        scores, examples = evaluate_pipeline(pipeline, name, args.scenes, options=options)
+
+    def record(name: str, score: Callable[[], tuple[VariantScores, list[Tensor]]]) -> None:
+        scores, examples = scored_variant(name, args.out, score)
         results.append(scores)
         figure_rows.extend(examples[:2])
         print(scores.row(), flush=True)
+
+    if args.variants is None:
+        demo = load_demo_pipeline()
+        base = AIDPipeline(demo.components)  # the stage-1 base alone: no text at all
+        base_options = DEMO_OPTIONS.with_(num_frames=demo.aid.config.num_frames, text_scale=0.0)
+        record("base alone (no text)",
+               lambda: evaluate_pipeline(base, "base alone (no text)", args.scenes,
+                                         options=base_options))
+        record("full AID (bundled)",
+               lambda: evaluate_pipeline(demo, "full AID (bundled)", args.scenes))
     if args.train_steps:
-        data = args.out / "synthetic_train"
-        if not (data / "annotations.jsonl").exists():
+        data_work = args.data_work.resolve()  # the same absolute paths as make demo-train's
+        if not (data_work / "synthetic_train" / "annotations.jsonl").exists():
             from aid_model.demo.train_all import write_training_set
 
-            write_training_set(data)
-        for name in VARIANTS:
-            pipeline = variant_pipeline(train_variant(name, args.train_steps, args.out))
-            scores, examples = evaluate_pipeline(pipeline, name, args.scenes)
-            results.append(scores)
-            figure_rows.extend(examples[:2])
-            print(scores.row(), flush=True)
+            write_training_set(data_work / "synthetic_train")
+        for name in chosen:
+            record(name, lambda name=name: evaluate_pipeline(
+                variant_pipeline(train_variant(name, args.train_steps, args.out, data_work)),
+                name, args.scenes))
     print(TABLE_HEADER)
     for scores in results:
         print(scores.row())
-    write_contact_sheet(figure_rows, args.out / "rollouts.png")
-    (args.out / "scores.json").write_text(json.dumps([s.__dict__ for s in results], indent=2))
+    print(f"wall time of this run: {time.perf_counter() - started:.0f} s")
+    if args.variants is None:
+        write_contact_sheet(figure_rows, args.out / "rollouts.png")
+        (args.out / "scores.json").write_text(json.dumps([s.__dict__ for s in results], indent=2))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import torch
 from aid_model.demo.load import DEMO_OPTIONS, load_demo_pipeline
 from aid_model.synthetic import generate_clip
 from aid_model.synthetic.accuracy import direction_accuracy
+from aid_model.synthetic.prompter import SyntheticStatePrompter
 from aid_model.video_io import write_contact_sheet, write_mp4
 
 DEFAULT_SCENE_SEED = 1_000_000_007  # a held-out scene (training seeds are below 10⁹)
@@ -42,8 +43,13 @@ def run_demo(out_dir: str | Path, scene_seed: int = DEFAULT_SCENE_SEED, device: 
     first = torch.from_numpy(clip.frames[0]).permute(2, 0, 1).float() / 255.0
     manipulation, long_plan = scene_instructions(clip)
     options = DEMO_OPTIONS.with_(seed=seed)
+    # The world's stand-in VLM writes the future states, as LLaVA does for a real model.
+    prompter = SyntheticStatePrompter()
+    num_states = pipeline.aid.config.num_states
+    states = prompter.predict_states([clip.frames[0]] * len(manipulation), manipulation,
+                                     num_states)
     written: list[Path] = []
-    videos = pipeline.manipulate(first, manipulation, options=options)
+    videos = pipeline.manipulate(first, manipulation, states, options=options)
     for instruction, video in zip(manipulation, videos, strict=True):
         name = instruction.replace(" ", "_")
         written.append(write_mp4(video, out_dir / f"{name}.mp4", fps=options.fps))
@@ -52,7 +58,8 @@ def run_demo(out_dir: str | Path, scene_seed: int = DEFAULT_SCENE_SEED, device: 
     written.append(write_contact_sheet(videos, out_dir / "manipulation.png"))
     from aid_model.pipeline import predict_long_video
 
-    long_video = predict_long_video(pipeline, [first], long_plan, overlap=2, options=options)
+    long_video = predict_long_video(pipeline, [first], long_plan, overlap=2, options=options,
+                                    state_predictor=prompter)
     written.append(write_mp4(long_video, out_dir / "long_video.mp4", fps=options.fps))
     frames = options.num_frames or pipeline.aid.config.num_frames
     rows = [long_video[i : i + frames] for i in range(0, long_video.shape[0], frames)]

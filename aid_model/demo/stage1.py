@@ -53,7 +53,7 @@ class StageSettings:
 
 
 VAE_SETTINGS = StageSettings(steps=2000, batch_size=2, learning_rate=1e-3, ema_decay=0.99)
-BASE_SETTINGS = StageSettings(steps=1200, batch_size=4, learning_rate=4e-4)
+BASE_SETTINGS = StageSettings(steps=5000, batch_size=4, learning_rate=4e-4)
 KL_WEIGHT = 1e-6
 
 

@@ -68,6 +68,7 @@ def main() -> None:
     config = load_train_config(STAGE2_CONFIG, [
         f"output_dir={work / 'aid'}", f"model.svd={out / SVD_DIR}",
         f"text_encoder.source={out / 'text_encoder'}", f"data.root={data}",
+        f"cache.dir={work / 'feature_cache'}",
     ])
     result = train(config, resume="auto")
     shutil.copyfile(Path(config.output_dir) / FINAL_WEIGHTS, out / AID_FILE)

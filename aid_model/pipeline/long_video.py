@@ -5,14 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-from aid_model.images import FrameLike
+from aid_model.images import FrameLike, prepare_frames
 from aid_model.pipeline.options import PredictionOptions
 from aid_model.pipeline.pipeline import AIDPipeline, ProgressCallback
 from aid_model.sampling import StepInfo
+
+if TYPE_CHECKING:
+    from aid_model.states.prompter import StatePredictor
 
 
 def predict_long_video(
@@ -23,12 +27,18 @@ def predict_long_video(
     states: Sequence[Sequence[str] | None] | None = None,
     options: PredictionOptions = PredictionOptions(),
     callback: ProgressCallback | None = None,
+    state_predictor: StatePredictor | None = None,
 ) -> Tensor:
     """Chains one prediction per instruction.
 
     Segment i > 0 takes the last ``overlap`` frames of segment i − 1 as its reference
     frames and uses seed ``options.seed + i``; the joined video keeps those frames once.
     Progress is reported over all segments (step counts run from 0 to steps × segments).
+
+    ``state_predictor`` (a VLM prompter or the synthetic world's stand-in) writes the
+    future states of every segment whose ``states`` entry is None, from that segment's
+    latest reference frame as the model sees it: states for segment i > 0 can only be
+    written once segment i − 1 exists, so they cannot be passed in up front.
 
     Returns:
         (T + (N − 1)·(T − overlap), H, W, 3) in [0, 1] for N instructions.
@@ -53,6 +63,12 @@ def predict_long_video(
     references: Sequence[FrameLike] = reference_frames
     for index, (instruction, segment_states) in enumerate(zip(instructions, states, strict=True)):
         segment_callback = _offset(callback, index * options.steps, total)
+        if segment_states is None and state_predictor is not None:
+            latest = prepare_frames(references[-1:], options.height, options.width)[0]
+            num_states = pipeline.aid.config.num_states if pipeline.aid is not None else 4
+            segment_states = state_predictor.predict_states(
+                [latest.permute(1, 2, 0)], [instruction], num_states
+            )[0]
         video = pipeline.predict(
             references,
             instruction,
