@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: test lint venv clean-venv
+.PHONY: demo test lint venv clean-venv
 
 venv: $(STAMP)
 
@@ -21,6 +21,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --disable-pip-version-check -q "$(TORCH_SPEC)"
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt -r requirements-dev.txt
 	touch $(STAMP)
+
+# The bundled miniature (demo_model/) on a generated scene: mp4s and contact sheets.
+demo: $(STAMP)
+	$(PY) -m aid_model demo --out outputs/demo
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -8,7 +8,7 @@ the node functions, so ComfyUI starts without loading diffusers.
 
 from .comfy_services import register_model_folders
 from .conditioning import BatchAIDConditioning, BuildMCondition
-from .loaders import LoadAIDModel, LoadAIDTextEncoder, LoadStatePrompter
+from .loaders import LoadAIDDemoModel, LoadAIDModel, LoadAIDTextEncoder, LoadStatePrompter
 from .long_video import AIDLongVideo
 from .sampling import AIDDecode, DualCFGSampler
 from .states import PredictFutureStates
@@ -23,6 +23,7 @@ NODE_CLASS_MAPPINGS: dict[str, type] = {
     "AIDSampler": DualCFGSampler,
     "AIDDecode": AIDDecode,
     "AIDLongVideo": AIDLongVideo,
+    "AIDLoadDemoModel": LoadAIDDemoModel,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
@@ -35,6 +36,7 @@ NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
     "AIDSampler": "Dual-CFG EDM Sampler",
     "AIDDecode": "AID Decode",
     "AIDLongVideo": "AID Long Video",
+    "AIDLoadDemoModel": "Load AID Demo Model",
 }
 
 register_model_folders()

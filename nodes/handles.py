@@ -159,8 +159,11 @@ def check_text_encoder(model: AIDModelHandle, text_encoder: TextEncoderHandle | 
         )
     width = text_encoder.encoder.width
     if width != model.context_width:
+        advice = ("load the OpenCLIP ViT-H/14 text tower" if model.context_width == 1024 else
+                  "connect the text encoder made for this model (the demo model's is the "
+                  "second output of 'Load AID Demo Model')")
         raise ValueError(
             f"input '{input_name}': the text encoder ({text_encoder.label}) makes {width}-wide "
             f"tokens but the model ({model.label}) needs {model.context_width} (OpenCLIP ViT-H "
-            "is 1024; SD 1.x's CLIP-L is 768): load the OpenCLIP ViT-H/14 text tower"
+            f"is 1024; SD 1.x's CLIP-L is 768): {advice}"
         )

@@ -102,6 +102,16 @@ def _dtype(name: str, device: torch.device) -> torch.dtype:
         return parse_dtype(name)
 
 
+def _model_handle(components, aid, label: str, keep_loaded: bool) -> AIDModelHandle:
+    """AID_MODEL over loaded SVD components and the attached AID (None: plain SVD)."""
+    modules = {"unet": components.unet, "vae": components.vae,
+               "image_encoder": components.image_encoder}
+    if aid is not None and aid.dqformer is not None:
+        modules["dqformer"] = aid.dqformer
+    return AIDModelHandle(components, aid, services.ManagedModel(label, modules, keep_loaded),
+                          label)
+
+
 class LoadAIDModel:
     """Load AID Model: SVD (single file or diffusers folder) + AID weights → AID_MODEL."""
 
@@ -176,13 +186,8 @@ class LoadAIDModel:
         if aid_path is not None:
             with about_input("aid_weights", aid_weights):
                 aid = attach_aid_from_file(components, aid_path)
-        modules = {"unet": components.unet, "vae": components.vae,
-                   "image_encoder": components.image_encoder}
-        if aid is not None and aid.dqformer is not None:
-            modules["dqformer"] = aid.dqformer
         label = svd_model if aid is None else f"{svd_model} + {aid_weights}"
-        managed = services.ManagedModel(label, modules, keep_loaded)
-        return (AIDModelHandle(components, aid, managed, label),)
+        return (_model_handle(components, aid, label, keep_loaded),)
 
 
 class LoadAIDTextEncoder:
@@ -304,3 +309,80 @@ class LoadStatePrompter:
             )
         managed = services.ManagedModel(vlm, {"vlm": prompter.model}, keep_loaded)
         return (StatePrompterHandle(prompter, managed, vlm),)
+
+
+DEMO_LABEL = "AID demo model"
+DEMO_DTYPE_TOOLTIP = (
+    "Weights' precision. fp32 (default): as the miniature was trained and evaluated, and "
+    "what `python -m aid_model demo` uses; it is small enough that fp32 costs nothing. auto: "
+    "ComfyUI's choice for this device (bf16 or fp16 on a GPU, fp32 on a CPU)."
+)
+
+
+def _demo_problem() -> str | None:
+    """None when the bundled miniature is complete, else the library's message."""
+    from aid_model.demo.load import demo_files
+
+    try:
+        demo_files()
+    except FileNotFoundError as missing:
+        return str(missing)
+    return None
+
+
+class LoadAIDDemoModel:
+    """Load AID Demo Model: the miniature AID shipped in demo_model/ → AID_MODEL +
+    AID_TEXT_ENCODER, so every workflow can be tried without downloading anything."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "dtype": (DTYPES, {"default": "fp32", "tooltip": DEMO_DTYPE_TOOLTIP}),
+                "keep_loaded": ("BOOLEAN", {"default": True, "tooltip": KEEP_LOADED_TOOLTIP}),
+            },
+        }
+
+    RETURN_TYPES = (AID_MODEL, AID_TEXT_ENCODER)
+    RETURN_NAMES = ("model", "text_encoder")
+    OUTPUT_TOOLTIPS = (
+        "The miniature SVD with its AID weights, for Build MCondition, the sampler, AID Decode "
+        "and AID Long Video: 64×64 pixels (width and height multiples of 16), T = 8 frames.",
+        "The miniature's text encoder (its own small vocabulary), for Build MCondition and AID "
+        "Long Video. It fits only the demo model.",
+    )
+    FUNCTION = "load"
+    CATEGORY = CATEGORY
+    DESCRIPTION = (
+        "Loads the miniature AID bundled with the extension (demo_model/): the same model "
+        "classes as SVD + AID + OpenCLIP, scaled down and trained on a synthetic world of "
+        "coloured circles, squares and triangles on a light-grey background. It runs on a CPU "
+        "in seconds and needs no downloads. Instructions name an object and a direction, e.g. "
+        "'move the green circle left'; use 64×64 frames of that world (workflows/"
+        "demo_scene.png) and the demo workflow's settings."
+    )
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, dtype=None):
+        # Named so that ComfyUI calls this when the prompt is queued (it skips a
+        # VALIDATE_INPUTS without parameters); ComfyUI then leaves 'dtype' to us.
+        problems = []
+        if dtype is not None and dtype not in DTYPES:
+            problems.append(f"dtype: {dtype!r} is not one of {', '.join(DTYPES)}")
+        problem = _demo_problem()
+        return "; ".join(problems + ([problem] if problem else [])) or True
+
+    def load(self, dtype: str, keep_loaded: bool):
+        from aid_model.demo.load import load_demo_pipeline
+
+        problem = _demo_problem()
+        if problem is not None:
+            raise FileNotFoundError(problem)
+        torch_dtype = _dtype(dtype, services.load_device())
+        pipeline = load_demo_pipeline(device=services.offload_device(), dtype=torch_dtype)
+        model = _model_handle(pipeline.components, pipeline.aid, DEMO_LABEL, keep_loaded)
+        devices = services.text_encoder_devices()
+        encoder = pipeline.text_encoder.to(devices[1])
+        label = f"{DEMO_LABEL} text encoder"
+        managed = services.ManagedModel(label, {"text_encoder": encoder}, keep_loaded, devices)
+        return model, TextEncoderHandle(encoder, managed, label)

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
+from cli_runner import run_aid_cli
 from PIL import Image
 from tiny_models import tiny_aid_pipeline
 
 from aid_model.aid import save_aid_weights
 from aid_model.cli import main
 from aid_model.video_io import read_video
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
@@ -60,34 +56,23 @@ def test_predict_writes_a_playable_mp4_and_extras(files):
     out = folder / "out.mp4"
     states = folder / "states.txt"
     states.write_text("the cup is in the middle\nthe cup is on the left\n")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "aid_model",
-            "predict",
-            *model_args,
-            "--image",
-            str(folder / "first.png"),
-            "--instruction",
-            "move the cup left",
-            "--states-file",
-            str(states),
-            "--out",
-            str(out),
-            "--gif",
-            str(folder / "out.gif"),
-            "--contact-sheet",
-            str(folder / "sheet.png"),
-            "--frames-dir",
-            str(folder / "frames"),
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = run_aid_cli(
+        "predict",
+        *model_args,
+        "--image",
+        str(folder / "first.png"),
+        "--instruction",
+        "move the cup left",
+        "--states-file",
+        str(states),
+        "--out",
+        str(out),
+        "--gif",
+        str(folder / "out.gif"),
+        "--contact-sheet",
+        str(folder / "sheet.png"),
+        "--frames-dir",
+        str(folder / "frames"),
     )
     assert result.returncode == 0, result.stderr
     assert f"wrote {out}" in result.stdout

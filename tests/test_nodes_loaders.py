@@ -1,9 +1,10 @@
 """Loader nodes on tiny files in a models folder: lists, loading, errors in ComfyUI's terms,
-the tokenizer ComfyUI ships, and the state prompter nodes."""
+the tokenizer ComfyUI ships, the state prompter nodes, and the bundled demo model's loader."""
 
 from __future__ import annotations
 
 import shutil
+import sys
 
 import pytest
 import torch
@@ -206,3 +207,46 @@ def test_state_prompter_nodes_write_one_state_a_line(llava_models, monkeypatch) 
         node("AIDPredictFutureStates").predict(vlm, image(1), "  ", 3)
     with pytest.raises(ValueError, match=r"input 'vlm' = 'missing/'.*models"):
         node("AIDLoadStatePrompter").load("missing/", "auto", False, False)
+
+
+def test_load_aid_demo_model_gives_the_bundled_miniature(one_thread) -> None:
+    from aid_model.aid import AIDModel
+    from aid_model.demo import configs
+
+    cls = mapping()["AIDLoadDemoModel"]
+    assert cls.VALIDATE_INPUTS(dtype="fp32") is True
+    with torch.inference_mode():  # as ComfyUI runs every node
+        model, encoder = node("AIDLoadDemoModel").load("auto", False)  # auto: fp32 on a CPU
+    assert isinstance(model.aid, AIDModel) and model.aid.config.num_frames == configs.NUM_FRAMES
+    assert model.components.dtype == torch.float32
+    assert {"unet", "vae", "image_encoder", "dqformer"} <= set(model.managed.modules)
+    assert model.managed.keep_loaded is False and encoder.managed.keep_loaded is False
+    assert encoder.encoder.width == model.context_width == configs.CONTEXT_WIDTH
+    handles = sys.modules[f"{load_package().__name__}.nodes.handles"]
+    assert isinstance(model, handles.AIDModelHandle)
+    assert isinstance(encoder, handles.TextEncoderHandle)
+    # Both outputs plug into the nodes that take the real loaders' outputs.
+    with torch.inference_mode():
+        (conditioning,) = node("AIDBuildMCondition").build(
+            model, image(1, 64, 64), "move the green circle left", "", 64, 64, encoder)
+    assert conditioning.model is model and conditioning.text_encoder is encoder
+
+
+def test_a_missing_demo_model_is_reported_when_queued_and_when_run(monkeypatch,
+                                                                   tmp_path) -> None:
+    import aid_model.demo.load as demo_load
+
+    complete = demo_load.demo_files
+    monkeypatch.setattr(demo_load, "demo_files", lambda folder=None: complete(tmp_path))
+    cls = mapping()["AIDLoadDemoModel"]
+    problem = cls.VALIDATE_INPUTS(dtype="fp32")
+    assert isinstance(problem, str) and str(tmp_path) in problem
+    assert "incomplete" in problem and "make demo-train" in problem
+    with pytest.raises(FileNotFoundError, match="incomplete"):
+        node("AIDLoadDemoModel").load("fp32", True)
+
+
+def test_the_demo_model_node_checks_dtype_itself() -> None:
+    # Naming 'dtype' in VALIDATE_INPUTS makes ComfyUI leave that input's check to the node.
+    problem = mapping()["AIDLoadDemoModel"].VALIDATE_INPUTS(dtype="fp8")
+    assert isinstance(problem, str) and problem.startswith("dtype: 'fp8' is not one of auto")

@@ -4,8 +4,9 @@ Starts ``main.py --cpu`` on 127.0.0.1 with a temporary base directory whose
 ``custom_nodes/comfyui-aid`` links to this repository and whose ``models/`` holds the tiny
 models; checks /object_info against our node classes and the recorded core nodes, then
 runs a bundled API workflow through the batch client (/upload/image, /prompt, /history,
-/view). ``COMFYUI_PYTHON`` picks the interpreter that has ComfyUI's requirements (default:
-this one). Skipped without ``COMFYUI_PATH``.
+/view) and the demo workflow, as shipped, through /prompt. ``COMFYUI_PYTHON`` picks the
+interpreter that has ComfyUI's requirements (default: this one). Skipped without
+``COMFYUI_PATH``.
 """
 
 from __future__ import annotations
@@ -144,3 +145,33 @@ def test_a_bundled_workflow_runs_through_the_batch_client(comfyui, tmp_path) -> 
         log_path.read_text()[-3000:]]
     files = sorted(p.suffix for p in (tmp_path / "out" / "tiny").iterdir())
     assert files == [".mp4", ".webp"]
+
+
+def test_the_demo_workflow_runs_via_prompt_on_the_bundled_model(comfyui) -> None:
+    """The demo API workflow as shipped, posted to /prompt with its example frame in
+    ComfyUI's input folder: the bundled miniature, on the CPU, with no downloads."""
+    from io import BytesIO
+    from urllib.parse import urlencode
+
+    from PIL import Image
+
+    url, base, log_path = comfyui
+    shutil.copy(REPO_ROOT / "workflows" / "demo_scene.png", base / "input" / "demo_scene.png")
+    workflow = json.loads((REPO_ROOT / "workflows" / "api" / "aid_demo.json").read_text())
+    request = urllib.request.Request(
+        url + "/prompt", data=json.dumps({"prompt": workflow}).encode(),
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        prompt_id = json.loads(response.read())["prompt_id"]
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while not (history := get_json(f"{url}/history/{prompt_id}")).get(prompt_id):
+        assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+        time.sleep(0.5)
+    entry = history[prompt_id]
+    assert entry["status"]["status_str"] == "success", (entry["status"],
+                                                        log_path.read_text()[-3000:])
+    (saved,) = entry["outputs"]["30"]["images"]
+    query = urlencode({k: saved[k] for k in ("filename", "subfolder", "type")})
+    with urllib.request.urlopen(f"{url}/view?{query}", timeout=30) as response:
+        webp = Image.open(BytesIO(response.read()))
+    assert webp.format == "WEBP" and webp.size == (64, 64) and webp.n_frames == 8

@@ -2,7 +2,7 @@
 cannot silently break a user's graph: our nodes (NODE_CLASS_MAPPINGS) and ComfyUI's core
 nodes (tests/comfy_core_nodes.json, recorded from ComfyUI's /object_info). The API copies
 also run, in graph order, through our nodes with tiny models and stand-ins for the core
-nodes, and must yield frames."""
+nodes, and must yield frames; the demo workflow runs as shipped, on the bundled miniature."""
 
 from __future__ import annotations
 
@@ -29,6 +29,9 @@ pytest_plugins = ["test_nodes_support"]
 WORKFLOWS = REPO_ROOT / "workflows"
 UI_FILES = sorted(WORKFLOWS.glob("*.json"))
 API_FILES = sorted((WORKFLOWS / "api").glob("*.json"))
+DEMO_API = WORKFLOWS / "api" / "aid_demo.json"
+# The demo workflow's loader has no tiny stand-in: it runs on the bundled model instead.
+TINY_API_FILES = [path for path in API_FILES if path != DEMO_API]
 CORE = {k: v for k, v in json.loads(
     (REPO_ROOT / "tests" / "comfy_core_nodes.json").read_text()).items() if not k.startswith("_")}
 MAPPINGS = load_package().NODE_CLASS_MAPPINGS
@@ -96,7 +99,7 @@ def test_there_are_the_bundled_workflows() -> None:
     names = {path.stem for path in UI_FILES}
     assert names == {path.stem for path in API_FILES}
     assert {"aid_predict_llava_states", "aid_predict_typed_states", "aid_long_video",
-            "aid_manipulation"} <= names
+            "aid_manipulation", "aid_demo"} <= names
 
 
 @pytest.mark.parametrize("path", API_FILES, ids=lambda p: p.stem)
@@ -252,13 +255,17 @@ TINY_EVERYWHERE = dict(width=TINY_SIZE, height=TINY_SIZE, steps=2)
 
 
 class CoreStandIns:
-    """What the core nodes do with our outputs, recorded instead of saved."""
+    """What the core nodes do with our outputs, recorded instead of saved. Load Image reads
+    ``input_dir`` (ComfyUI's input folder) when given, else makes a random frame."""
 
-    def __init__(self):
+    def __init__(self, input_dir: Path | None = None):
+        self.input_dir = input_dir
         self.saved: dict[str, torch.Tensor] = {}
         self.texts: dict[str, str] = {}
 
     def run(self, node_id: str, class_type: str, inputs: dict):
+        if class_type == "LoadImage" and self.input_dir is not None:
+            return load_image(self.input_dir / inputs["image"])
         if class_type == "LoadImage":
             generator = torch.Generator().manual_seed(int(node_id))
             return (torch.rand(1, 24, 20, 3, generator=generator), torch.zeros(1, 24, 20))
@@ -281,12 +288,23 @@ class CoreStandIns:
         raise AssertionError(f"no stand-in for core node {class_type}")
 
 
+def load_image(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """(IMAGE, MASK) of an RGB file, as ComfyUI's Load Image makes them."""
+    from PIL import Image
+
+    with Image.open(path) as file:
+        pixels = torch.frombuffer(bytearray(file.convert("RGB").tobytes()), dtype=torch.uint8)
+        height, width = file.height, file.width
+    frame = pixels.reshape(1, height, width, 3).float() / 255.0
+    return frame, torch.zeros(1, height, width)
+
+
 _LOADER_CACHE: dict[str, tuple] = {}
 
 
-def execute(workflow: dict) -> CoreStandIns:
+def execute(workflow: dict, core: CoreStandIns | None = None) -> CoreStandIns:
     """Runs the graph in order; loader results are cached as ComfyUI caches them."""
-    core = CoreStandIns()
+    core = core or CoreStandIns()
     results: dict[str, tuple] = {}
     for node_id in graph_order(workflow):
         node = workflow[node_id]
@@ -338,7 +356,7 @@ EXPECTED_FRAMES = {  # T = 6 for the tiny AID model
 }
 
 
-@pytest.mark.parametrize("path", API_FILES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", TINY_API_FILES, ids=lambda p: p.stem)
 def test_api_workflow_runs_through_the_nodes_and_yields_frames(path, models_dir, vlm_models,
                                                                one_thread) -> None:
     core = execute(tiny(read(path)))
@@ -350,3 +368,31 @@ def test_api_workflow_runs_through_the_nodes_and_yields_frames(path, models_dir,
         assert torch.equal(saved, frames[0])
     for text in core.texts.values():  # the VLM's states, one a line
         assert len(text.splitlines()) == 4
+
+
+def test_the_demo_api_workflow_runs_on_the_bundled_model_as_the_library_does(one_thread) -> None:
+    """As shipped (no tiny stand-ins): the bundled miniature, the example frame beside the
+    workflows, the demo's settings; the frames are the library's own prediction."""
+    from aid_model.demo.load import DEMO_OPTIONS, load_demo_pipeline
+
+    workflow = read(DEMO_API)
+    core = execute(workflow, CoreStandIns(input_dir=WORKFLOWS))
+    (frames,) = core.saved.values()
+    assert frames.shape == (8, 64, 64, 3)
+    assert frames.dtype == torch.float32 and frames.min() >= 0.0 and frames.max() <= 1.0
+    first, _ = load_image(WORKFLOWS / workflow["3"]["inputs"]["image"])
+    assert torch.equal(frames[0], first[0])  # the given frame, kept at its place
+    assert (frames[1:] - first).abs().amax() > 0.01  # something was predicted
+
+    condition, sampler = workflow["8"]["inputs"], workflow["20"]["inputs"]
+    options = DEMO_OPTIONS.with_(seed=sampler["seed"], guidance_interval=(0.0, 1000.0),
+                                 decode_chunk_size=8)
+    assert (condition["width"], condition["height"], sampler["steps"], sampler["sampler"],
+            sampler["frame_scale"], sampler["text_scale"], sampler["fps"]) == (
+        options.width, options.height, options.steps, options.sampler, options.frame_scale,
+        options.text_scale, options.fps)
+    with torch.inference_mode():
+        expected = load_demo_pipeline().predict(
+            [first[0].permute(2, 0, 1)], condition["instruction"],
+            condition["states"].splitlines(), options)
+    assert torch.equal(frames, expected)
