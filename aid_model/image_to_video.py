@@ -1,8 +1,10 @@
-"""Vanilla SVD image-to-video on the project's own pieces (AID with every AID part off).
+"""Vanilla SVD image-to-video: ``AIDPipeline`` without AID, with SVD's option names.
 
 image → CLIP token + unscaled VAE concat latent → EDM sampling with SVD's per-frame
-guidance → chunked temporal VAE decode → frames. The AID pipeline builds on the same
-functions.
+guidance ramp → chunked temporal VAE decode → frames; one code path with AID's
+prediction (``aid_model.pipeline``), of which this is the s_t = 0, no-AID case. As there,
+frame 0 of the result is the given image itself (before the merge it was the decoded
+frame 0, which differs from the image by the VAE's reconstruction error).
 """
 
 from __future__ import annotations
@@ -12,18 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from aid_model.conditioning import clip_image_embedding, condition_latents, svd_added_time_ids
-from aid_model.sampling import (
-    FrameRampCFG,
-    StepCallback,
-    VideoCondition,
-    VideoDenoiser,
-    karras_sigmas,
-    noise_to_initial_state,
-    sample,
-)
+from aid_model.sampling import StepCallback
 from aid_model.svd import SVDComponents
-from aid_model.video_decode import decode_latents
 
 
 @dataclass(frozen=True)
@@ -52,20 +44,6 @@ class SVDSamplingOptions:
             )
 
 
-def _check_frame(image: Tensor, components: SVDComponents) -> None:
-    if image.ndim != 3 or image.shape[0] != 3:
-        raise ValueError(f"expected one image (3, H, W) in [0, 1], got shape {tuple(image.shape)}")
-    levels = len(components.unet.config.block_out_channels)
-    vae_factor = 2 ** (len(components.vae.config.block_out_channels) - 1)
-    multiple = vae_factor * 2 ** (levels - 1)
-    height, width = image.shape[1:]
-    if height % multiple or width % multiple:
-        raise ValueError(
-            f"image size {height}x{width} is not a multiple of {multiple} (VAE factor "
-            f"{vae_factor} × UNet downsampling {2 ** (levels - 1)}); resize or crop it first"
-        )
-
-
 @torch.no_grad()
 def svd_image_to_video(
     components: SVDComponents,
@@ -82,36 +60,16 @@ def svd_image_to_video(
     Returns:
         (T, H, W, 3) float frames in [0, 1].
     """
+    from aid_model.pipeline import AIDPipeline, PredictionOptions
+
     options.validate()
-    _check_frame(image, components)
-    generator = torch.Generator().manual_seed(options.seed)
-    frame = image.unsqueeze(0).float() * 2.0 - 1.0
-    image_embeddings = clip_image_embedding(components.image_encoder, frame).float()
-    latent = condition_latents(components.vae, frame, options.cond_aug, generator).float()
-    concat = latent.unsqueeze(1).expand(-1, options.num_frames, -1, -1, -1)
-    ids = svd_added_time_ids(options.fps, options.motion_bucket_id, options.cond_aug)
-    cond = VideoCondition(image_embeddings, concat, ids).to(components.device)
-
-    denoiser = VideoDenoiser(components.unet)
-    if options.min_guidance == options.max_guidance == 1.0:
-
-        def denoise(x: Tensor, sigma: Tensor) -> Tensor:
-            return denoiser(x, sigma, cond)
-    else:
-        uncond = VideoCondition(
-            torch.zeros_like(image_embeddings), torch.zeros_like(concat), ids
-        ).to(components.device)
-        denoise = FrameRampCFG(denoiser, cond, uncond, options.min_guidance, options.max_guidance)
-
-    sigmas = karras_sigmas(options.steps, device=components.device)
-    noise = torch.randn(concat.shape, generator=generator).to(components.device)
-    x = noise_to_initial_state(noise, sigmas[0])
-    x = sample(options.sampler, denoise, x, sigmas, callback)
-    if not torch.isfinite(x).all():
-        raise FloatingPointError(
-            "sampling produced NaN/inf latents (float16 overflow is the usual cause); "
-            "load the model in bfloat16 or float32"
-        )
-    scaling = components.vae.config.scaling_factor
-    frames = decode_latents(components.vae, x / scaling, options.decode_chunk_size)
-    return ((frames[0] + 1.0) / 2.0).clamp(0.0, 1.0).permute(0, 2, 3, 1).cpu()
+    if image.ndim != 3 or image.shape[0] != 3:
+        raise ValueError(f"expected one image (3, H, W) in [0, 1], got shape {tuple(image.shape)}")
+    prediction = PredictionOptions(
+        num_frames=options.num_frames, height=image.shape[1], width=image.shape[2],
+        steps=options.steps, sampler=options.sampler, frame_scale_first=options.min_guidance,
+        frame_scale=options.max_guidance, text_scale=0.0, seed=options.seed, fps=options.fps,
+        motion_bucket_id=options.motion_bucket_id, cond_aug=options.cond_aug,
+        decode_chunk_size=options.decode_chunk_size,
+    )
+    return AIDPipeline(components).predict([image], options=prediction, callback=callback)

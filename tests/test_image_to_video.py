@@ -96,3 +96,8 @@ def test_chunked_decode_equals_decoding_each_chunk_as_its_own_video(fixture_svd)
     assert not torch.equal(whole, chunked)
     with pytest.raises(ValueError, match="chunk"):
         decode_latents(fixture_svd.vae, latents, 0)
+
+
+def test_frame_0_is_the_given_image_as_in_the_aid_pipeline(fixture_svd, image):
+    video = svd_image_to_video(fixture_svd, image, OPTIONS)
+    torch.testing.assert_close(video[0], image.permute(1, 2, 0), rtol=0, atol=1e-6)
