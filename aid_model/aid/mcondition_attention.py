@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aid_model.aid.adapters import WrappingProcessor
+from aid_model.tensor_versions import modification_count
 
 
 class MConditionSlot:
@@ -76,12 +77,12 @@ class MConditionSlot:
         unchanged = (
             not torch.is_grad_enabled()  # in a graph the value must be rebuilt each call
             and mcondition is self._source
-            and _version(mcondition) == self._source_version
+            and modification_count(mcondition) == self._source_version
             and self._cast is not None and self._cast.dtype == dtype
         )
         if not unchanged:
             self._new_generation()
-            self._source, self._source_version = mcondition, _version(mcondition)
+            self._source, self._source_version = mcondition, modification_count(mcondition)
             self._cast = mcondition.flatten(0, 1).to(dtype)
         self.value = self._cast
 
@@ -183,7 +184,7 @@ class _ProjectionState:
     @staticmethod
     def now(generation: int, mcondition: Tensor, projections: tuple[nn.Linear, ...]):
         device_type = mcondition.device.type
-        parameters = tuple((p, p.untyped_storage(), _version(p))
+        parameters = tuple((p, p.untyped_storage(), modification_count(p))
                            for projection in projections for p in projection.parameters())
         autocast = (torch.is_autocast_enabled(device_type),
                     torch.get_autocast_dtype(device_type))
@@ -211,10 +212,6 @@ class _CachedKeyValue:
     key: Tensor  # (B·T, L, c)
     value: Tensor  # (B·T, L, c)
 
-
-def _version(tensor: Tensor) -> int | None:
-    """The in-place modification counter; None for inference tensors, which have none."""
-    return None if tensor.is_inference() else tensor._version
 
 
 def _copy_linear(linear: nn.Linear) -> nn.Linear:

@@ -28,8 +28,7 @@ from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from aid_model.aid import AIDConfig, AIDModel, attach_aid
 from aid_model.svd import SVDComponents
-from aid_model.svd.build import restore_original_unet_norms
-from aid_model.svd.single_token_attention import install_single_token_cross_attention
+from aid_model.svd.build import as_loaded_svd_unet
 
 CLIP_IMAGE_SIZE = 224  # what diffusers' SVD pipeline feeds the image encoder
 
@@ -199,8 +198,7 @@ def build_components(config: BenchConfig, device: torch.device | str = "cpu",
         unet = UNetSpatioTemporalConditionModel(**config.unet)
         vae = AutoencoderKLTemporalDecoder(**config.vae)
         image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**config.image_encoder))
-    restore_original_unet_norms(unet)  # what load_svd does to every SVD UNet, and
-    install_single_token_cross_attention(unet)
+    as_loaded_svd_unet(unet)
     for module in (unet, vae, image_encoder):
         cast_(module, dtype)
         module.requires_grad_(False).eval()

@@ -103,7 +103,7 @@ def evaluate_pipeline(pipeline, name: str, num_scenes: int = 200, batch_size: in
     start = time.perf_counter()
     scenes = SyntheticClipDataset(num_scenes, split="heldout", seed=seed)
     prompter = SyntheticStatePrompter()
-    num_states = pipeline.aid.config.num_states if pipeline.aid is not None else 4
+    num_states = pipeline.num_states
     extractor = RandomClipFeatures()
     passed, errors, real_features, fake_features, examples = 0, [], [], [], []
     for first in range(0, num_scenes, batch_size):

@@ -15,19 +15,19 @@ from transformers import (
 
 from aid_model.demo import configs
 from aid_model.demo.tokenizer import END_OF_TEXT, START_OF_TEXT, write_tokenizer
-from aid_model.svd.build import restore_original_unet_norms
+from aid_model.svd.build import as_loaded_svd_unet
 from aid_model.svd.load import SVDComponents
 
 
 def build_components(seed: int = 0) -> SVDComponents:
     """A miniature SVD (UNet, temporal VAE, CLIP image tower) with random weights.
 
-    The UNet gets the original SVD's resblock normalisation, as ``load_svd`` gives every
-    UNet, so the trained weights reload to the same function.
+    The UNet is made what ``load_svd`` makes of every UNet (``as_loaded_svd_unet``), so the
+    trained weights reload to the same function.
     """
     torch.manual_seed(seed)
     unet = UNetSpatioTemporalConditionModel(**configs.UNET)
-    restore_original_unet_norms(unet)
+    as_loaded_svd_unet(unet)
     vae = AutoencoderKLTemporalDecoder(**configs.VAE)
     image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**configs.IMAGE_ENCODER))
     image_encoder.requires_grad_(False).eval()

@@ -65,9 +65,8 @@ def predict_long_video(
         segment_callback = _offset(callback, index * options.steps, total)
         if segment_states is None and state_predictor is not None:
             latest = prepare_frames(references[-1:], options.height, options.width)[0]
-            num_states = pipeline.aid.config.num_states if pipeline.aid is not None else 4
             segment_states = state_predictor.predict_states(
-                [latest.permute(1, 2, 0)], [instruction], num_states
+                [latest.permute(1, 2, 0)], [instruction], pipeline.num_states
             )[0]
         video = pipeline.predict(
             references,

@@ -132,6 +132,13 @@ class AIDPipeline:
         unet_levels = len(self.components.unet.config.block_out_channels)
         return 2 ** (vae_levels - 1) * 2 ** (unet_levels - 1)
 
+    @property
+    def num_states(self) -> int:
+        """S, the future states the model reads (AIDConfig's default without AID weights)."""
+        from aid_model.aid import AIDConfig
+
+        return (self.aid.config if self.aid is not None else AIDConfig()).num_states
+
     def resolve(self, options: PredictionOptions) -> PredictionOptions:
         """Fills ``num_frames`` from the AID model and checks it matches the DQFormer."""
         if self.aid is None:

@@ -22,6 +22,7 @@ from torch import Tensor
 from aid_model.sampling.condition import VideoCondition
 from aid_model.sampling.denoiser import VideoDenoiser
 from aid_model.sampling.guidance import frame_guidance_scales
+from aid_model.tensor_versions import modification_count
 
 
 @dataclass(frozen=True)
@@ -179,21 +180,16 @@ class _HostSchedule:
             return None
         # One device read per sampling run, instead of one per step.
         host = tuple(sigmas.detach().reshape(-1).cpu().tolist())
-        return _HostSchedule(sigmas, host, _version(sigmas))
+        return _HostSchedule(sigmas, host, modification_count(sigmas))
 
     def value_of(self, sigma: Tensor) -> float | None:
         """σ's first element from the host copy, or None when σ is not a view of the
         (unmodified, contiguous) schedule."""
         schedule = self.sigmas
         if (sigma.dtype != schedule.dtype or sigma.device != schedule.device
-                or not schedule.is_contiguous() or _version(schedule) != self.version
+                or not schedule.is_contiguous() or modification_count(schedule) != self.version
                 or sigma.untyped_storage()._cdata != schedule.untyped_storage()._cdata):
             return None
         index = sigma.storage_offset() - schedule.storage_offset()
         return self.host[index] if 0 <= index < len(self.host) else None
 
-
-def _version(tensor: Tensor) -> int | None:
-    """The in-place modification counter; None for inference tensors, which have none
-    (and which only code inside inference mode could modify)."""
-    return None if tensor.is_inference() else tensor._version
