@@ -13,6 +13,7 @@ from aid_model.demo.benchmark import (
     VARIANTS,
     RandomClipFeatures,
     VariantScores,
+    evaluate_autoencoder_ceiling,
     evaluate_pipeline,
     scored_variant,
 )
@@ -39,6 +40,7 @@ def test_scores_of_a_pipeline_on_held_out_scenes(svd_fixture_checkpoint, clip_te
     )
     assert scores.scenes == 3
     assert 0.0 <= scores.direction_accuracy <= 1.0
+    assert 0.0 <= scores.objects_lost <= 1.0 - scores.direction_accuracy
     assert 0.0 < scores.pixel_error < 1.0
     assert scores.random_feature_distance >= 0.0
     assert len(examples) == 3 and examples[0].shape == (8, 64, 64, 3)
@@ -56,7 +58,7 @@ def test_a_scored_variant_is_kept_and_never_scored_twice(tmp_path):
 
     def score():
         calls.append(1)
-        return VariantScores("w/o DE", 0.5, 0.1, 2.0, 3, 1.0), [torch.rand(8, 4, 4, 3)]
+        return VariantScores("w/o DE", 0.5, 0.25, 0.1, 2.0, 3, 1.0), [torch.rand(8, 4, 4, 3)]
 
     first = scored_variant("w/o DE", tmp_path, score)
     again = scored_variant("w/o DE", tmp_path, score)
@@ -64,3 +66,29 @@ def test_a_scored_variant_is_kept_and_never_scored_twice(tmp_path):
     assert again[0] == first[0]
     assert torch.equal(again[1][0], first[1][0])
     assert (tmp_path / "scores" / "wo_DE.json").exists()
+
+
+def test_the_autoencoder_ceiling_keeps_frame_0_and_scores_the_round_trip(
+    svd_fixture_checkpoint, clip_text_fixture_dir
+):
+    pipeline = tiny_aid_pipeline(svd_fixture_checkpoint, clip_text_fixture_dir, WORLD_SIZED)
+    vae = pipeline.components.vae
+    scores, examples = evaluate_autoencoder_ceiling(vae, "ceiling", num_scenes=2, batch_size=2)
+    truth = SyntheticClipDataset(2, split="heldout").clip(0).frames
+    assert examples[0].shape == (8, 64, 64, 3)
+    assert torch.equal(examples[0][0], torch.from_numpy(truth[0]).float() / 255.0)
+    # A random VAE cannot reproduce the clip: frames 1… differ and objects are lost.
+    assert scores.pixel_error > 0.01 and scores.objects_lost > 0.0
+
+
+def test_scores_kept_by_an_older_benchmark_are_scored_again(tmp_path):
+    folder = tmp_path / "scores"
+    folder.mkdir()
+    (folder / "wo_DE.json").write_text('{"name": "w/o DE", "direction_accuracy": 0.5, '
+                                       '"pixel_error": 0.1, "random_feature_distance": 2.0, '
+                                       '"scenes": 3, "seconds": 1.0}')
+    torch.save([torch.rand(8, 4, 4, 3)], folder / "wo_DE.pt")
+    fresh = VariantScores("w/o DE", 0.5, 0.25, 0.1, 2.0, 3, 1.0)
+    kept, _ = scored_variant("w/o DE", tmp_path, lambda: (fresh, [torch.rand(8, 4, 4, 3)]))
+    assert kept == fresh
+    assert '"objects_lost": 0.25' in (folder / "wo_DE.json").read_text()

@@ -34,13 +34,15 @@ class DirectionCheck:
 
     ``moved``: the named object's displacement along the instructed direction in px
     (negative: the wrong way; None: not found). ``largest_other_move``: the largest
-    displacement of another object in px (0 when there is none).
+    displacement of another object in px (0 when there is none). ``lost``: the objects of
+    the first frame not found in the last (a model that drops or recolours objects).
     """
 
     passed: bool
     reason: str
     moved: float | None = None
     largest_other_move: float = 0.0
+    lost: tuple[str, ...] = ()
 
 
 def check_direction(
@@ -68,7 +70,9 @@ def check_direction(
     pairs = pair_objects(before, after)
     lost = [obj.name for obj in before if id(obj) not in pairs]
     if lost:
-        return DirectionCheck(False, f"not found in the last frame: {', '.join(lost)}")
+        return DirectionCheck(
+            False, f"not found in the last frame: {', '.join(lost)}", lost=tuple(lost)
+        )
     step = np.asarray(command.step, dtype=np.float64)
     moved = 0.0
     largest_other = 0.0
