@@ -213,6 +213,21 @@ def test_plain_svd_without_aid_weights(svd_fixture_checkpoint, frames):
     assert torch.equal(video, same)
 
 
+def test_plain_svd_refuses_components_with_aid_attached(
+    svd_fixture_checkpoint, clip_text_fixture_dir, frames
+):
+    # Its UNet runs the trained adapters: "plain SVD" sampling would silently include them.
+    pipeline = tiny_aid_pipeline(svd_fixture_checkpoint, clip_text_fixture_dir)
+    plain = AIDPipeline(pipeline.components)
+    options = OPTIONS.with_(num_frames=6)
+    with pytest.raises(ValueError, match="AID attached to their UNet"):
+        plain.predict(frames[:1], "", options=options)
+    latents = torch.zeros(1, 2, 4, 8, 8)  # (B, T, C, h, w): the tiny VAE halves 16 px
+    assert plain.decode(latents).shape == (1, 2, 16, 16, 3)  # decoding is the VAE's: fine
+    pipeline.aid.detach()
+    assert plain.predict(frames[:1], "", options=options).shape == (6, 16, 16, 3)
+
+
 def test_fresh_aid_pipeline_equals_plain_svd(svd_fixture_checkpoint, clip_text_fixture_dir, frames):
     fresh = tiny_aid_pipeline(svd_fixture_checkpoint, clip_text_fixture_dir, trained=False)
     svd = AIDPipeline(fixture_svd_components(svd_fixture_checkpoint))

@@ -19,6 +19,7 @@ from aid_model.aid.model import (
     aid_parameters,
     attach_aid,
     count_parameters,
+    has_aid_attached,
     parameter_groups,
     trainable_parameters,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "SpatialAdapter",
     "aid_parameters",
     "attach_aid",
+    "has_aid_attached",
     "attach_aid_from_file",
     "clip_image_context",
     "count_parameters",

@@ -189,6 +189,11 @@ def spatio_temporal_transformers(
             yield name, module
 
 
+def has_aid_attached(unet: nn.Module) -> bool:
+    """Whether ``attach_aid`` put AID's processors into this UNet (and no ``detach`` since)."""
+    return any(isinstance(m, WrappingProcessor) for m in unet.modules())
+
+
 def attach_aid(components: SVDLike, config: AIDConfig) -> AIDModel:
     """Inserts AID into ``components.unet`` (in place) and returns the ``AIDModel``.
 
@@ -197,7 +202,7 @@ def attach_aid(components: SVDLike, config: AIDConfig) -> AIDModel:
     its dtype; freshly attached, the model computes exactly what the base computes.
     """
     unet = components.unet
-    if any(isinstance(m, WrappingProcessor) for m in unet.modules()):
+    if has_aid_attached(unet):
         raise ValueError("this UNet already has AID attached; attach to a fresh SVD UNet")
     context_width = unet.config.cross_attention_dim
     if not isinstance(context_width, int):

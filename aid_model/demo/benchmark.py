@@ -260,7 +260,9 @@ def main() -> None:
         raise SystemExit(f"--variants: unknown {unknown}; choose from {list(VARIANTS)}")
     args.out.mkdir(parents=True, exist_ok=True)
     from aid_model.demo.load import load_demo_pipeline
+    from aid_model.demo.paths import DEMO_DIR, SVD_DIR
     from aid_model.pipeline import AIDPipeline
+    from aid_model.svd import load_svd
     from aid_model.video_io import write_contact_sheet
 
     started = time.perf_counter()
@@ -274,7 +276,8 @@ def main() -> None:
 
     if args.variants is None:
         demo = load_demo_pipeline()
-        base = AIDPipeline(demo.components)  # the stage-1 base alone: no text at all
+        # The stage-1 base alone, loaded afresh: the demo's UNet carries AID's adapters.
+        base = AIDPipeline(load_svd(DEMO_DIR / SVD_DIR))
         base_options = DEMO_OPTIONS.with_(num_frames=demo.aid.config.num_frames, text_scale=0.0)
         record("base alone (no text)",
                lambda: evaluate_pipeline(base, "base alone (no text)", args.scenes,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from aid_model.aid.model import has_aid_attached
 from aid_model.aid.reference import reference_concat_latents
 from aid_model.conditioning import (
     clip_image_embedding,
@@ -252,6 +253,14 @@ class AIDPipeline:
         initial latent noise, so an item's result never depends on the rest of the batch.
         """
         options = self.resolve(options)
+        if self.aid is None and has_aid_attached(self.components.unet):
+            # Its trained adapters would run in "plain SVD" sampling without being asked for.
+            raise ValueError(
+                "these SVD components have AID attached to their UNet, so plain SVD sampling "
+                "would still run AID's adapters; pass the AIDModel (AIDPipeline(components, "
+                "aid, text_encoder)), or sample the base from a fresh load_svd(...) or after "
+                "aid.detach()"
+            )
         if self.aid is None and options.text_scale:
             # Plain SVD has no text branch: (c_f, c_t) would repeat (c_f, ∅) at full cost.
             logger.debug("no AID weights: text_scale=%g ignored (2 branches, plain CFG)",
