@@ -27,3 +27,11 @@ def decode_latents(vae, latents: Tensor, chunk_size: int | None = None) -> Tenso
         ]
         outputs.append(torch.cat(pieces))
     return torch.stack(outputs).float().reshape(batch, frames, *outputs[0].shape[1:])
+
+
+@torch.no_grad()
+def decode_to_frames(vae, latents: Tensor, chunk_size: int | None = None) -> Tensor:
+    """(B, T, C, h, w) UNSCALED VAE latents → (B, T, H, W, 3) frames in [0, 1] on the CPU
+    (``decode_latents``, then clamped to the displayable range)."""
+    frames = decode_latents(vae, latents, chunk_size)
+    return ((frames + 1.0) / 2.0).clamp(0.0, 1.0).permute(0, 1, 3, 4, 2).cpu()

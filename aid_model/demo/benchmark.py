@@ -160,7 +160,7 @@ def evaluate_autoencoder_ceiling(vae, name: str, num_scenes: int = 200, batch_si
     """Scores the ground-truth clips after a round trip through ``vae`` (frame 0 kept, as
     the pipeline keeps the given frame): what a perfect generator in this latent space
     would reach, the ceiling of every other row."""
-    from aid_model.video_decode import decode_latents
+    from aid_model.video_decode import decode_to_frames
 
     def predict(clips: list[SyntheticClip], frames: list[Tensor], first_seed: int) -> list[Tensor]:
         videos = []
@@ -168,8 +168,7 @@ def evaluate_autoencoder_ceiling(vae, name: str, num_scenes: int = 200, batch_si
             for truth in frames:
                 pixels = truth.permute(0, 3, 1, 2) * 2.0 - 1.0  # (T, 3, H, W) in [-1, 1]
                 latents = vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist.mode()
-                decoded = decode_latents(vae, latents.unsqueeze(0), None)[0]  # (T, 3, H, W)
-                video = ((decoded.float().cpu() + 1.0) / 2.0).clamp(0.0, 1.0).permute(0, 2, 3, 1)
+                video = decode_to_frames(vae, latents.unsqueeze(0))[0]  # (T, H, W, 3)
                 video[0] = truth[0]
                 videos.append(video)
         return videos

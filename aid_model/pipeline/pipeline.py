@@ -34,7 +34,7 @@ from aid_model.sampling import (
     sample,
 )
 from aid_model.text_condition import encode_text_condition, null_text_condition
-from aid_model.video_decode import decode_latents
+from aid_model.video_decode import decode_to_frames
 
 logger = logging.getLogger(__name__)
 
@@ -297,8 +297,7 @@ class AIDPipeline:
     @torch.no_grad()
     def decode(self, latents: Tensor, chunk_size: int | None = 8) -> Tensor:
         """(B, T, C, h, w) unscaled latents → (B, T, H, W, 3) frames in [0, 1] on the CPU."""
-        frames = decode_latents(self.components.vae, latents, chunk_size)
-        return ((frames + 1.0) / 2.0).clamp(0.0, 1.0).permute(0, 1, 3, 4, 2).cpu()
+        return decode_to_frames(self.components.vae, latents, chunk_size)
 
     def _frame_conditions(self, conditions: SemanticConditions, options, seeds):
         """The three branch conditions (batch B each) and the initial noise (B, T, C, h, w)."""
