@@ -14,6 +14,12 @@ import torch
 from aid_model.bench.__main__ import main
 from aid_model.bench.measure import memory_in_child
 from aid_model.bench.models import CONFIGS
+from aid_model.bench.training_memory import (
+    FROZEN_BYTES,
+    TRAINED_BYTES,
+    count_training_memory,
+    saved_for_backward_bytes,
+)
 
 
 @pytest.fixture
@@ -124,3 +130,41 @@ def test_flops_command_prints_the_svd_shape_model_without_running_it(capsys):
                             "AID dual CFG sampling (3 branches)", "AID dual CFG with the interval"]
     training = [row[0] for row in table_rows(text, "Training step at batch 1")]
     assert training == ["whole UNet", "AID trainable set (DQFormer included)"]
+    memory = {row[0]: row for row in table_rows(text, "Training memory at batch 1")}
+    assert memory["whole UNet"][-1] == "1.000×"
+    assert 0.0 < float(memory["AID trainable set"][-1].rstrip("×")) < 1.0
+
+
+def test_saved_for_backward_counts_what_each_gradient_needs():
+    """Under bfloat16 autocast a trained layer keeps its input (for the weight gradient), a
+    frozen float32 layer the bfloat16 copy of its weight (for the input gradient), a frozen
+    bfloat16 layer only its weight, which is a parameter and not counted."""
+    layer = torch.nn.Linear(4, 3)
+    frozen_input = torch.randn(2, 4)
+    assert saved_for_backward_bytes(lambda: layer(frozen_input), layer.parameters()) == 2 * 4 * 2
+    layer.requires_grad_(False)
+    trained_input = torch.randn(2, 4, requires_grad=True)
+    assert saved_for_backward_bytes(lambda: layer(trained_input), layer.parameters()) == 3 * 4 * 2
+    layer.to(torch.bfloat16)
+    assert saved_for_backward_bytes(lambda: layer(trained_input), layer.parameters()) == 0
+
+
+def test_training_memory_counted_on_fake_tensors_matches_real_tensors():
+    """The svd_xt-shaped memory figure is counted on fake tensors; on the tiny config the
+    same count on real tensors must agree (fake kernels keep GroupNorm's statistics in
+    bfloat16 where autocast keeps them in float32: a few hundred bytes per layer)."""
+    fake = count_training_memory(CONFIGS["tiny"])
+    real = count_training_memory(CONFIGS["tiny"], fake=False)
+    assert fake.keys() == real.keys() == {"whole UNet", "AID trainable set"}
+    for name in fake:
+        assert fake[name].trained_parameters == real[name].trained_parameters
+        assert fake[name].frozen_parameters == real[name].frozen_parameters
+        assert fake[name].saved_for_backward == pytest.approx(real[name].saved_for_backward,
+                                                              rel=0.01)
+    whole, aid = real["whole UNet"], real["AID trainable set"]
+    assert whole.frozen_parameters == 0
+    assert aid.trained_parameters + aid.frozen_parameters > whole.trained_parameters  # + AID
+    assert aid.states == TRAINED_BYTES * aid.trained_parameters + FROZEN_BYTES * (
+        aid.frozen_parameters)
+    # Frozen layers keep no input for a weight gradient.
+    assert aid.saved_for_backward < whole.saved_for_backward

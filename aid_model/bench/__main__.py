@@ -18,6 +18,9 @@ from aid_model.bench.setup import (
     settings_from_arguments,
 )
 
+FLOPS_HELP = ("FLOPs of sampling and training, and training memory, at any size "
+              "(fake tensors, no hardware)")
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -42,8 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--quiet", action="store_true", help="no progress lines")
         add_own_arguments(command)
     flops = commands.add_parser(
-        "flops", help="FLOPs of every sampling part at any size (fake tensors, no hardware)",
-        description="FLOPs of every sampling part at any size (fake tensors, no hardware)")
+        "flops", help=FLOPS_HELP, description=FLOPS_HELP)
     add_common_arguments(flops)
     return parser
 

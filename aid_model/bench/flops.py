@@ -1,5 +1,6 @@
-"""``python -m aid_model.bench flops``: FLOPs of every sampling part, at any size, on no
-hardware at all.
+"""``python -m aid_model.bench flops``: FLOPs of every sampling part and of a training
+step, and a training step's memory (``training_memory``), at any size, on no hardware at
+all.
 
 The modules are built and run on fake tensors (``FakeTensorMode``: shapes only, no memory,
 no arithmetic) under ``FlopCounterMode``, which counts matrix products, convolutions and
@@ -12,18 +13,18 @@ reference; this one says what the design costs.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import SimpleNamespace
-from unittest import mock
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from aid_model.aid import MConditionAttnProcessor, attach_aid
+from aid_model.bench.fake import no_op_casts_skipped
 from aid_model.bench.measure import table
 from aid_model.bench.models import BenchConfig
 from aid_model.bench.sampling import guided_steps
+from aid_model.bench.training_memory import training_memory_table
 from aid_model.sampling import karras_sigmas
 from aid_model.svd.single_token_attention import install_single_token_cross_attention
 
@@ -33,22 +34,6 @@ def count_flops(run: Callable[[], object]) -> float:
     with torch.no_grad(), counter:
         run()
     return float(counter.get_total_flops())
-
-
-@contextlib.contextmanager
-def _float32_casts_skipped() -> Iterator[None]:
-    """``attach_aid`` casts its new modules to the UNet's dtype; on fake tensors the cast
-    swaps parameters, which fake parameters refuse. Everything here is float32 already, so
-    a dtype-only cast to float32 is skipped."""
-    original = torch.nn.Module.to
-
-    def to(module, *args, **kwargs):
-        if not args and kwargs.keys() == {"dtype"} and kwargs["dtype"] == torch.float32:
-            return module
-        return original(module, *args, **kwargs)
-
-    with mock.patch.object(torch.nn.Module, "to", to):
-        yield
 
 
 def _mcondition_projection_flops(unet: torch.nn.Module, rows: int, tokens: int) -> float:
@@ -89,7 +74,7 @@ def run_flops(config: BenchConfig) -> str:
     latent = (config.height // vae_factor, config.width // vae_factor)
     width = config.unet["cross_attention_dim"]
     tokens = config.aid.mcondition_tokens
-    with FakeTensorMode(), _float32_casts_skipped():
+    with FakeTensorMode(), no_op_casts_skipped():
         unet = UNetSpatioTemporalConditionModel(**config.unet).eval()
         restore_original_unet_norms(unet)
         vae = AutoencoderKLTemporalDecoder(**config.vae).eval()
@@ -204,7 +189,8 @@ def run_flops(config: BenchConfig) -> str:
          ["AID trainable set (DQFormer included)", f"{trained:,} "
           f"({trained / base_parameters:.2%})", tf(aid_step), f"{aid_step / forward:.2f}×",
           f"{aid_step / full_step:.3f}×"]])
-    return "\n\n".join([f"config {config.describe()}", calls, clips, shares, train])
+    return "\n\n".join([f"config {config.describe()}", calls, clips, shares, train,
+                        training_memory_table(config)])
 
 
 def _training_flops(config: BenchConfig, latent: tuple[int, int],
@@ -233,7 +219,7 @@ def _training_flops(config: BenchConfig, latent: tuple[int, int],
             run().float().pow(2).mean().backward()
         return float(counter.get_total_flops())
 
-    with FakeTensorMode(), _float32_casts_skipped():
+    with FakeTensorMode(), no_op_casts_skipped():
         unet = UNetSpatioTemporalConditionModel(**config.unet).train()
         full = flops_with_grad(lambda: unet(**inputs())[0])
         model = attach_aid(SimpleNamespace(unet=unet), config.aid)  # freezes the base
