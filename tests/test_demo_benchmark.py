@@ -3,6 +3,8 @@ scored by ``python -m aid_model.demo.benchmark``; these tests check the scoring 
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 import torch
 from tiny_models import tiny_aid_pipeline
@@ -16,6 +18,8 @@ from aid_model.demo.benchmark import (
     evaluate_autoencoder_ceiling,
     evaluate_pipeline,
     scored_variant,
+    train_in_parallel,
+    variant_config,
 )
 from aid_model.demo.load import DEMO_OPTIONS
 from aid_model.synthetic import SyntheticClipDataset
@@ -92,3 +96,48 @@ def test_scores_kept_by_an_older_benchmark_are_scored_again(tmp_path):
     kept, _ = scored_variant("w/o DE", tmp_path, lambda: (fresh, [torch.rand(8, 4, 4, 3)]))
     assert kept == fresh
     assert '"objects_lost": 0.25' in (folder / "wo_DE.json").read_text()
+
+
+def test_variant_config_changes_only_the_ablation_switches_and_the_budget(tmp_path):
+    full = variant_config("full AID", 1000, tmp_path / "out", tmp_path / "data")
+    ablated = variant_config("w/o temporal adapters", 1000, tmp_path / "out", tmp_path / "data")
+    assert full.optim.max_steps == ablated.optim.max_steps == 1000
+    assert full.output_dir != ablated.output_dir
+    assert full.cache.dir == ablated.cache.dir == str(tmp_path / "data" / "feature_cache")
+    assert (ablated.aid.without_sta, ablated.aid.without_lta) == (True, True)
+    assert (full.aid.without_sta, full.aid.without_lta) == (False, False)
+    assert full.loader == ablated.loader and full.optim == ablated.optim
+
+
+class _Child:
+    def __init__(self, code: int):
+        self.code = code
+
+    def wait(self) -> int:
+        return self.code
+
+
+def test_parallel_variants_fill_the_cache_once_then_split_the_variants(tmp_path, monkeypatch):
+    """``--jobs``: the shared feature cache is filled before any child starts (two children
+    would write it at once), each variant goes to exactly one child, and a failed child is
+    reported with its variants and log."""
+    import aid_model.demo.benchmark as benchmark
+    import aid_model.train as train_module
+
+    events = []
+    monkeypatch.setattr(train_module, "train",
+                        lambda config, **kw: events.append(("cache", kw)))
+
+    def popen(command, stdout, stderr):
+        share = command[command.index("--variants") + 1]
+        events.append(("child", share))
+        return _Child(1 if "w/o SA" in share else 0)
+
+    monkeypatch.setattr(benchmark.subprocess, "Popen", popen)
+    args = argparse.Namespace(scenes=200, train_steps=1000, out=tmp_path)
+    names = ["full AID", "w/o DE", "w/o ME", "w/o SA", "w/o states"]
+    with pytest.raises(SystemExit, match="w/o DE, w/o SA") as failure:
+        train_in_parallel(names, 2, args, tmp_path / "data")
+    assert "job_1.log" in str(failure.value) and "full AID" not in str(failure.value)
+    assert events[0] == ("cache", {"cache_only": True})
+    assert events[1:] == [("child", "full AID,w/o ME,w/o states"), ("child", "w/o DE,w/o SA")]

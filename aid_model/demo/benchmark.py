@@ -22,6 +22,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -176,14 +178,14 @@ def evaluate_autoencoder_ceiling(vae, name: str, num_scenes: int = 200, batch_si
     return score_predictions(predict, name, num_scenes, batch_size, seed)
 
 
-def train_variant(name: str, steps: int, work: Path, data_work: Path) -> Path:
-    """Trains one variant with the bundled model's stage-2 config and only its ablation
-    switches changed (same data, feature cache, steps, seed); resumable. ``data_work`` is
+def variant_config(name: str, steps: int, work: Path, data_work: Path):
+    """The bundled model's stage-2 config with only the variant's ablation switches changed
+    (same data, feature cache, steps, seed), training into ``work/<slug>``. ``data_work`` is
     ``make demo-train``'s folder: its training set and feature cache are shared by every
-    variant (the cache is computed once). Returns the EMA weight file."""
+    variant (the cache is computed once)."""
     from aid_model.demo.paths import DEMO_DIR, SVD_DIR, TEXT_ENCODER_DIR
     from aid_model.demo.train_all import STAGE2_CONFIG
-    from aid_model.train import FINAL_WEIGHTS, load_train_config, train
+    from aid_model.train import load_train_config
 
     overrides = [f"output_dir={work / variant_slug(name)}", f"optim.max_steps={steps}",
                  f"model.svd={DEMO_DIR / SVD_DIR}",
@@ -191,11 +193,44 @@ def train_variant(name: str, steps: int, work: Path, data_work: Path) -> Path:
                  f"data.root={data_work / 'synthetic_train'}",
                  f"cache.dir={data_work / 'feature_cache'}"]
     overrides += [f"aid.{switch}=true" for switch in VARIANTS[name]]
-    config = load_train_config(STAGE2_CONFIG, overrides)
+    return load_train_config(STAGE2_CONFIG, overrides)
+
+
+def train_variant(name: str, steps: int, work: Path, data_work: Path) -> Path:
+    """Trains one variant (``variant_config``), resumable; returns its EMA weight file."""
+    from aid_model.train import FINAL_WEIGHTS, train
+
+    config = variant_config(name, steps, work, data_work)
     weights = Path(config.output_dir) / FINAL_WEIGHTS
     if not weights.exists():
         train(config, resume="auto")
     return weights
+
+
+def train_in_parallel(names: list[str], jobs: int, args: argparse.Namespace,
+                      data_work: Path) -> None:
+    """Trains and scores ``names`` in ``jobs`` child processes of this command (each with a
+    ``--variants`` share, one thread), after filling the shared feature cache here so that
+    no two children write it. Their output goes to ``<out>/job_<i>.log``."""
+    from aid_model.train import train
+
+    train(variant_config(names[0], args.train_steps, args.out, data_work), cache_only=True)
+    shares = [names[start::jobs] for start in range(jobs) if names[start::jobs]]
+    children = []
+    for index, share in enumerate(shares):
+        log = args.out / f"job_{index}.log"
+        command = [sys.executable, "-m", "aid_model.demo.benchmark", "--scenes",
+                   str(args.scenes), "--train-steps", str(args.train_steps), "--out",
+                   str(args.out), "--data-work", str(data_work), "--variants", ",".join(share)]
+        print(f"job {index}: {', '.join(share)} (log: {log})", flush=True)
+        with log.open("a") as output:
+            children.append((share, log, subprocess.Popen(command, stdout=output,
+                                                          stderr=subprocess.STDOUT)))
+    failed = [(share, log) for share, log, child in children if child.wait() != 0]
+    if failed:
+        raise SystemExit("variants failed: " + "; ".join(
+            f"{', '.join(share)} (see {log}; re-run the same command to resume)"
+            for share, log in failed))
 
 
 def variant_pipeline(weights: Path):
@@ -246,6 +281,9 @@ def main() -> None:
                         help="comma-separated subset of the retrained variants (default: all); "
                         "two processes with disjoint subsets share the work of one table, and a "
                         "last run without --variants prints it from the kept scores")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="train the retrained variants in this many processes at once "
+                        "(one per CPU core), then print the whole table")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_demo"))
     parser.add_argument("--data-work", type=Path, default=REPO / "runs" / "demo",
                         help="make demo-train's work folder: the training set and feature "
@@ -257,6 +295,8 @@ def main() -> None:
     unknown = [name for name in chosen if name not in VARIANTS]
     if unknown:
         raise SystemExit(f"--variants: unknown {unknown}; choose from {list(VARIANTS)}")
+    if args.jobs < 1:
+        raise SystemExit(f"--jobs {args.jobs}: give 1 or more processes")
     args.out.mkdir(parents=True, exist_ok=True)
     from aid_model.demo.load import load_demo_pipeline
     from aid_model.demo.paths import DEMO_DIR, SVD_DIR
@@ -293,6 +333,9 @@ def main() -> None:
             from aid_model.demo.train_all import write_training_set
 
             write_training_set(data_work / "synthetic_train")
+        if args.jobs > 1 and len(chosen) > 1:
+            # The children train and score; the loop below then finds both kept.
+            train_in_parallel(chosen, args.jobs, args, data_work)
         for name in chosen:
             record(name, lambda name=name: evaluate_pipeline(
                 variant_pipeline(train_variant(name, args.train_steps, args.out, data_work)),
