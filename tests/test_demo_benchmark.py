@@ -4,6 +4,7 @@ scored by ``python -m aid_model.demo.benchmark``; these tests check the scoring 
 from __future__ import annotations
 
 import argparse
+import json
 
 import pytest
 import torch
@@ -20,6 +21,7 @@ from aid_model.demo.benchmark import (
     scored_variant,
     train_in_parallel,
     variant_config,
+    write_kept_table,
 )
 from aid_model.demo.load import DEMO_OPTIONS
 from aid_model.synthetic import SyntheticClipDataset
@@ -141,3 +143,21 @@ def test_parallel_variants_fill_the_cache_once_then_split_the_variants(tmp_path,
     assert "job_1.log" in str(failure.value) and "full AID" not in str(failure.value)
     assert events[0] == ("cache", {"cache_only": True})
     assert events[1:] == [("child", "full AID,w/o ME,w/o states"), ("child", "w/o DE,w/o SA")]
+
+
+def test_the_kept_table_prints_what_was_scored_and_names_the_rest(tmp_path, capsys):
+    with pytest.raises(SystemExit, match="no scores kept"):
+        write_kept_table(tmp_path)
+    for name, accuracy in (("w/o DE", 0.25), ("base alone (no text)", 0.125)):
+        scored_variant(name, tmp_path, lambda name=name, accuracy=accuracy: (
+            VariantScores(name, accuracy, 0.5, 0.1, 2.0, 200, 1.0),
+            [torch.rand(8, 16, 16, 3) for _ in range(3)]))
+    write_kept_table(tmp_path)
+    text = capsys.readouterr().out
+    rows = [line.split(" | ")[0].lstrip("| ") for line in text.splitlines()
+            if line.startswith("| ") and not line.startswith("| variant")]
+    assert rows == ["base alone (no text)", "w/o DE"]  # table order, not scoring order
+    assert "not scored yet: full AID (bundled), ground truth through the VAE" in text
+    assert "w/o DE" not in text.split("not scored yet:")[1]
+    assert (tmp_path / "rollouts.png").stat().st_size > 0
+    assert [row["name"] for row in json.loads((tmp_path / "scores.json").read_text())] == rows

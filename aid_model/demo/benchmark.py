@@ -251,23 +251,76 @@ def variant_slug(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name.replace("/", "")).strip("_")
 
 
+def _kept_files(name: str, out: Path) -> tuple[Path, Path]:
+    scores_file = out / "scores" / f"{variant_slug(name)}.json"
+    return scores_file, scores_file.with_suffix(".pt")
+
+
+def kept_scores(name: str, out: Path) -> tuple[VariantScores, list[Tensor]] | None:
+    """A variant's scores and examples as a run kept them in ``out/scores``; None when
+    there are none, or when an older benchmark kept other columns (they are rescored)."""
+    scores_file, examples_file = _kept_files(name, out)
+    if not (scores_file.exists() and examples_file.exists()):
+        return None
+    kept = json.loads(scores_file.read_text())
+    if set(kept) != {field.name for field in fields(VariantScores)}:
+        return None
+    return VariantScores(**kept), torch.load(examples_file, weights_only=True)
+
+
 def scored_variant(name: str, out: Path, score: Callable[[], tuple[VariantScores, list[Tensor]]]
                    ) -> tuple[VariantScores, list[Tensor]]:
     """``score()``'s result, kept in ``out/scores/<slug>.json`` and ``.pt`` (examples) so that
     an interrupted or split run (``--variants``) never scores a variant twice."""
-    folder = out / "scores"
-    folder.mkdir(parents=True, exist_ok=True)
-    scores_file = folder / f"{variant_slug(name)}.json"
-    examples_file = scores_file.with_suffix(".pt")
-    if scores_file.exists() and examples_file.exists():
-        kept = json.loads(scores_file.read_text())
-        if set(kept) == {field.name for field in fields(VariantScores)}:
-            return VariantScores(**kept), torch.load(examples_file, weights_only=True)
-        # Kept by an older benchmark with other columns: scored again, then replaced.
+    kept = kept_scores(name, out)
+    if kept is not None:
+        return kept
     scores, examples = score()
+    scores_file, examples_file = _kept_files(name, out)
+    scores_file.parent.mkdir(parents=True, exist_ok=True)
     torch.save(examples, examples_file)
     scores_file.write_text(json.dumps(scores.__dict__, indent=2))
     return scores, examples
+
+
+BASE_ROW = "base alone (no text)"
+BUNDLED_ROW = "full AID (bundled)"
+CEILING_ROW = "ground truth through the VAE (ceiling)"
+
+
+def print_table(results: list[VariantScores]) -> None:
+    print(TABLE_HEADER)
+    for scores in results:
+        print(scores.row())
+
+
+def write_table(results: list[VariantScores], figure_rows: list[Tensor], out: Path) -> None:
+    """Prints the Markdown table; writes ``out/rollouts.png`` (two examples per row) and
+    ``out/scores.json``."""
+    from aid_model.video_io import write_contact_sheet
+
+    print_table(results)
+    write_contact_sheet(figure_rows, out / "rollouts.png")
+    (out / "scores.json").write_text(json.dumps([s.__dict__ for s in results], indent=2))
+
+
+def write_kept_table(out: Path) -> None:
+    """The table and figure of every row whose scores ``out/scores`` keeps (nothing is
+    trained or scored); the rows not scored yet are named."""
+    results, figure_rows, missing = [], [], []
+    for name in (BASE_ROW, BUNDLED_ROW, CEILING_ROW, *VARIANTS):
+        kept = kept_scores(name, out)
+        if kept is None:
+            missing.append(name)
+            continue
+        results.append(kept[0])
+        figure_rows.extend(kept[1][:2])
+    if not results:
+        raise SystemExit(f"--kept-only: no scores kept in {out / 'scores'}; run the benchmark "
+                         "with the same --out first")
+    write_table(results, figure_rows, out)
+    if missing:
+        print(f"not scored yet: {', '.join(missing)}")
 
 
 def main() -> None:
@@ -285,6 +338,9 @@ def main() -> None:
                         help="train the retrained variants in this many processes at once "
                         "(one per CPU core), then print the whole table")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_demo"))
+    parser.add_argument("--kept-only", action="store_true",
+                        help="train and score nothing: print the table (and write the figure) "
+                        "of the rows whose scores --out keeps")
     parser.add_argument("--data-work", type=Path, default=REPO / "runs" / "demo",
                         help="make demo-train's work folder: the training set and feature "
                         "cache every variant shares (written there when missing)")
@@ -297,12 +353,14 @@ def main() -> None:
         raise SystemExit(f"--variants: unknown {unknown}; choose from {list(VARIANTS)}")
     if args.jobs < 1:
         raise SystemExit(f"--jobs {args.jobs}: give 1 or more processes")
+    if args.kept_only:
+        write_kept_table(args.out)
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     from aid_model.demo.load import load_demo_pipeline
     from aid_model.demo.paths import DEMO_DIR, SVD_DIR
     from aid_model.pipeline import AIDPipeline
     from aid_model.svd import load_svd
-    from aid_model.video_io import write_contact_sheet
 
     started = time.perf_counter()
     results, figure_rows = [], []
@@ -318,15 +376,11 @@ def main() -> None:
         # The stage-1 base alone, loaded afresh: the demo's UNet carries AID's adapters.
         base = AIDPipeline(load_svd(DEMO_DIR / SVD_DIR))
         base_options = DEMO_OPTIONS.with_(num_frames=demo.aid.config.num_frames, text_scale=0.0)
-        record("base alone (no text)",
-               lambda: evaluate_pipeline(base, "base alone (no text)", args.scenes,
-                                         options=base_options))
-        record("full AID (bundled)",
-               lambda: evaluate_pipeline(demo, "full AID (bundled)", args.scenes))
-        record("ground truth through the VAE (ceiling)",
-               lambda: evaluate_autoencoder_ceiling(demo.components.vae,
-                                                    "ground truth through the VAE (ceiling)",
-                                                    args.scenes))
+        record(BASE_ROW, lambda: evaluate_pipeline(base, BASE_ROW, args.scenes,
+                                                   options=base_options))
+        record(BUNDLED_ROW, lambda: evaluate_pipeline(demo, BUNDLED_ROW, args.scenes))
+        record(CEILING_ROW, lambda: evaluate_autoencoder_ceiling(demo.components.vae,
+                                                                 CEILING_ROW, args.scenes))
     if args.train_steps:
         data_work = args.data_work.resolve()  # the same absolute paths as make demo-train's
         if not (data_work / "synthetic_train" / "annotations.jsonl").exists():
@@ -340,13 +394,11 @@ def main() -> None:
             record(name, lambda name=name: evaluate_pipeline(
                 variant_pipeline(train_variant(name, args.train_steps, args.out, data_work)),
                 name, args.scenes))
-    print(TABLE_HEADER)
-    for scores in results:
-        print(scores.row())
-    print(f"wall time of this run: {time.perf_counter() - started:.0f} s")
     if args.variants is None:
-        write_contact_sheet(figure_rows, args.out / "rollouts.png")
-        (args.out / "scores.json").write_text(json.dumps([s.__dict__ for s in results], indent=2))
+        write_table(results, figure_rows, args.out)
+    else:
+        print_table(results)
+    print(f"wall time of this run: {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":
