@@ -42,7 +42,8 @@ demo-train: $(STAMP)
 
 # The miniature's benchmark with the paper's ablations (docs/results.md): every variant
 # retrained at the bundled model's budget, two at a time (one per core), then the whole
-# table and figure. Resumable: run it again after an interruption. About 4.5 h on 2 cores.
+# table and figure. Resumable: run it again after an interruption. Seven trainings of
+# ≈ 85 min, two at a time: about 6 h on 2 CPU cores.
 ABLATION_STEPS ?= 3000
 .PHONY: demo-ablations
 demo-ablations: $(STAMP)
