@@ -16,6 +16,7 @@ from aid_model.demo.benchmark import (
     VARIANTS,
     RandomClipFeatures,
     VariantScores,
+    check_budget,
     evaluate_autoencoder_ceiling,
     evaluate_pipeline,
     scored_variant,
@@ -161,3 +162,15 @@ def test_the_kept_table_prints_what_was_scored_and_names_the_rest(tmp_path, caps
     assert "w/o DE" not in text.split("not scored yet:")[1]
     assert (tmp_path / "rollouts.png").stat().st_size > 0
     assert [row["name"] for row in json.loads((tmp_path / "scores.json").read_text())] == rows
+
+
+def test_a_folder_trained_at_another_budget_is_refused(tmp_path):
+    """Weights and kept scores are found by variant name: a 1,000-step table must not pick
+    up a 3,000-step run's."""
+    check_budget("w/o DE", 1000, tmp_path)  # nothing there yet
+    run = tmp_path / "wo_DE"
+    run.mkdir()
+    (run / "resolved_config.json").write_text(json.dumps({"optim": {"max_steps": 3000}}))
+    check_budget("w/o DE", 3000, tmp_path)
+    with pytest.raises(SystemExit, match="holds a 3000-step run of 'w/o DE'; give another --out"):
+        check_budget("w/o DE", 1000, tmp_path)

@@ -196,6 +196,20 @@ def variant_config(name: str, steps: int, work: Path, data_work: Path):
     return load_train_config(STAGE2_CONFIG, overrides)
 
 
+def check_budget(name: str, steps: int, work: Path) -> None:
+    """Refuses a ``work`` folder whose run of ``name`` has another step budget: its weights
+    and kept scores would be taken for this budget's."""
+    resolved = work / variant_slug(name) / "resolved_config.json"
+    if not resolved.exists():
+        return
+    kept_steps = json.loads(resolved.read_text())["optim"]["max_steps"]
+    if kept_steps != steps:
+        raise SystemExit(
+            f"--train-steps {steps}: {resolved.parent} holds a {kept_steps}-step run of "
+            f"{name!r}; give another --out for {steps} steps (or --train-steps {kept_steps} "
+            "to continue that table)")
+
+
 def train_variant(name: str, steps: int, work: Path, data_work: Path) -> Path:
     """Trains one variant (``variant_config``), resumable; returns its EMA weight file."""
     from aid_model.train import FINAL_WEIGHTS, train
@@ -353,6 +367,8 @@ def main() -> None:
         raise SystemExit(f"--variants: unknown {unknown}; choose from {list(VARIANTS)}")
     if args.jobs < 1:
         raise SystemExit(f"--jobs {args.jobs}: give 1 or more processes")
+    for name in chosen if args.train_steps else ():
+        check_budget(name, args.train_steps, args.out)
     if args.kept_only:
         write_kept_table(args.out)
         return
