@@ -20,7 +20,12 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from aid_model.aid import MConditionAttnProcessor, attach_aid
-from aid_model.bench.fake import no_op_casts_skipped
+from aid_model.bench.fake import (
+    aid_unet_output,
+    dqformer_inputs,
+    no_op_casts_skipped,
+    unet_inputs,
+)
 from aid_model.bench.measure import table
 from aid_model.bench.models import BenchConfig
 from aid_model.bench.sampling import guided_steps
@@ -70,8 +75,7 @@ def run_flops(config: BenchConfig) -> str:
     from aid_model.svd.build import restore_original_unet_norms
 
     frames, steps = config.frames, config.steps
-    vae_factor = 2 ** (len(config.vae["block_out_channels"]) - 1)
-    latent = (config.height // vae_factor, config.width // vae_factor)
+    latent = config.latent_size
     width = config.unet["cross_attention_dim"]
     tokens = config.aid.mcondition_tokens
     with FakeTensorMode(), no_op_casts_skipped():
@@ -80,20 +84,11 @@ def run_flops(config: BenchConfig) -> str:
         vae = AutoencoderKLTemporalDecoder(**config.vae).eval()
         clip = CLIPVisionModelWithProjection(CLIPVisionConfig(**config.image_encoder)).eval()
 
-        def unet_inputs(batch: int) -> dict:
-            return {
-                "sample": torch.randn(batch, frames, 8, *latent),
-                "timestep": torch.ones(batch),
-                "encoder_hidden_states": torch.randn(batch, 1, width),
-                "added_time_ids": torch.randn(batch, 3),
-                "return_dict": False,
-            }
-
         # Every operation's FLOPs are per batch item, so a batch of b costs b batches of 1
         # (each branch of a guided step is one more item): counted once, at batch 1.
-        plain_item = count_flops(lambda: unet(**unet_inputs(1)))  # diffusers' processors
+        plain_item = count_flops(lambda: unet(**unet_inputs(config)))  # diffusers' processors
         install_single_token_cross_attention(unet)  # as load_svd builds every SVD UNet
-        base_item = count_flops(lambda: unet(**unet_inputs(1)))
+        base_item = count_flops(lambda: unet(**unet_inputs(config)))
         base = {b: b * base_item for b in (1, 2, 3)}
         decode = count_flops(lambda: [
             vae.decode(torch.randn(chunk, 4, *latent), num_frames=chunk)
@@ -107,25 +102,21 @@ def run_flops(config: BenchConfig) -> str:
         # Inference: FlopCounterMode's module tracker trips on fake parameters that
         # require gradients.
         model.eval().requires_grad_(False)
-        adapters_item = count_flops(lambda: model.unet(**unet_inputs(1), mcondition=None))
+        adapters_item = count_flops(lambda: model.unet(**unet_inputs(config), mcondition=None))
         mcondition = torch.randn(1, frames, tokens, width)
         # A clip's first step computes the MCondition's keys and values; the later steps,
         # given the same tensor, reuse them.
-        first_item = count_flops(lambda: model.unet(**unet_inputs(1), mcondition=mcondition))
-        cached_item = count_flops(lambda: model.unet(**unet_inputs(1), mcondition=mcondition))
+        first_item = count_flops(lambda: model.unet(**unet_inputs(config), mcondition=mcondition))
+        cached_item = count_flops(lambda: model.unet(**unet_inputs(config), mcondition=mcondition))
         adapters = {b: b * adapters_item for b in (1, 3)}
         first = {b: b * first_item for b in (1, 3)}
         cached = {b: b * cached_item for b in (1, 3)}
-        states = config.aid.num_states * 77
-        image_tokens = (image_size // config.image_encoder["patch_size"]) ** 2 + 1
-        dqformer = count_flops(lambda: model.build_mcondition(
-            torch.randn(1, 77, width), torch.randn(1, states, width),
-            torch.randn(1, image_tokens, config.image_encoder["projection_dim"])))
+        dqformer = count_flops(lambda: model.build_mcondition(*dqformer_inputs(config)))
         projection_item = _mcondition_projection_flops(unet, frames, tokens)
         projections = 3 * projection_item
 
     # Training runs with gradients, i.e. without the one-token shortcut.
-    training = _training_flops(config, latent, plain_item)
+    training = _training_flops(config, plain_item)
     inside = guided_steps(steps, config.guidance_interval)
     low, high = config.guidance_interval
     guided = [low <= sigma <= high for sigma in karras_sigmas(steps)[:-1].tolist()]
@@ -193,8 +184,7 @@ def run_flops(config: BenchConfig) -> str:
                         training_memory_table(config)])
 
 
-def _training_flops(config: BenchConfig, latent: tuple[int, int],
-                    forward: float) -> tuple[float, ...]:
+def _training_flops(config: BenchConfig, forward: float) -> tuple[float, ...]:
     """(forward, whole-UNet step, AID step) FLOPs at batch 1 (``forward``: the SVD UNet's
     forward at batch 1, counted already), AID's trained parameter count and the UNet's. The
     loss is a plain mean square: the network's cost is what counts."""
@@ -202,16 +192,6 @@ def _training_flops(config: BenchConfig, latent: tuple[int, int],
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     from aid_model.aid import count_parameters
-
-    width = config.unet["cross_attention_dim"]
-    image_size = config.image_encoder["image_size"]
-    image_tokens = (image_size // config.image_encoder["patch_size"]) ** 2 + 1
-
-    def inputs() -> dict:
-        return {"sample": torch.randn(1, config.frames, 8, *latent),
-                "timestep": torch.ones(1),
-                "encoder_hidden_states": torch.randn(1, 1, width),
-                "added_time_ids": torch.randn(1, 3), "return_dict": False}
 
     def flops_with_grad(run: Callable[[], torch.Tensor]) -> float:
         counter = FlopCounterMode(display=False)
@@ -221,18 +201,12 @@ def _training_flops(config: BenchConfig, latent: tuple[int, int],
 
     with FakeTensorMode(), no_op_casts_skipped():
         unet = UNetSpatioTemporalConditionModel(**config.unet).train()
-        full = flops_with_grad(lambda: unet(**inputs())[0])
+        full = flops_with_grad(lambda: unet(**unet_inputs(config))[0])
         model = attach_aid(SimpleNamespace(unet=unet), config.aid)  # freezes the base
         model.train()
         counts = count_parameters(model)
 
-        def aid_output() -> torch.Tensor:
-            mcondition = model.build_mcondition(
-                torch.randn(1, 77, width), torch.randn(1, config.aid.num_states * 77, width),
-                torch.randn(1, image_tokens, config.image_encoder["projection_dim"]))
-            return model.unet(**inputs(), mcondition=mcondition)[0]
-
-        aid = flops_with_grad(aid_output)
+        aid = flops_with_grad(lambda: aid_unet_output(model, config))
     return forward, full, aid, counts.trainable, counts.base_unet
 
 

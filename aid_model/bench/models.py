@@ -117,6 +117,12 @@ class BenchConfig:
         unet_levels = len(self.unet["block_out_channels"])
         return 2 ** (vae_levels - 1) * 2 ** (unet_levels - 1)
 
+    @property
+    def latent_size(self) -> tuple[int, int]:
+        """(h, w) of the VAE latents of a ``height`` × ``width`` clip."""
+        factor = 2 ** (len(self.vae["block_out_channels"]) - 1)
+        return self.height // factor, self.width // factor
+
     def with_clip(self, frames: int | None = None, height: int | None = None,
                   width: int | None = None, steps: int | None = None) -> BenchConfig:
         """The same models with another clip; a new T also sets the AID model's T."""

@@ -360,9 +360,8 @@ class SamplingSetup:
 
     def _unet_inputs(self, batch: int) -> dict[str, Tensor]:
         config, dtype, device = self.config, self.settings.dtype, self.device
-        factor = 2 ** (len(config.vae["block_out_channels"]) - 1)
         generator = self._generator(4)
-        shape = (batch, config.frames, 8, config.height // factor, config.width // factor)
+        shape = (batch, config.frames, 8, *config.latent_size)
         width = config.unet["cross_attention_dim"]
         return {
             "sample": torch.randn(shape, generator=generator).to(device, dtype),
@@ -438,8 +437,7 @@ class SamplingSetup:
     def _decode(self, chunk: int) -> Workload:
         config, device = self.config, self.device
         vae = self.components.vae
-        factor = 2 ** (len(config.vae["block_out_channels"]) - 1)
-        shape = (1, config.frames, 4, config.height // factor, config.width // factor)
+        shape = (1, config.frames, 4, *config.latent_size)
         latents = torch.randn(shape, generator=self._generator(5)).to(device)
 
         def run() -> dict[str, float]:

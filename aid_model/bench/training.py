@@ -135,9 +135,7 @@ class TrainingStep:
     def _features(self, batch: int) -> ClipFeatures:
         config, device = self.settings.config, self.device
         generator = torch.Generator().manual_seed(self.settings.seed + 10)
-        factor = 2 ** (len(config.vae["block_out_channels"]) - 1)
-        latent_shape = (batch, config.frames, 4, config.height // factor,
-                        config.width // factor)
+        latent_shape = (batch, config.frames, 4, *config.latent_size)
         width = config.unet["cross_attention_dim"]
         image_width = config.image_encoder["projection_dim"]
 

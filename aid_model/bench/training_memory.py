@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from aid_model.aid import attach_aid, trainable_parameters
-from aid_model.bench.fake import no_op_casts_skipped
+from aid_model.bench.fake import aid_unet_output, no_op_casts_skipped, unet_inputs
 from aid_model.bench.measure import table
 from aid_model.bench.models import BenchConfig
 
@@ -99,17 +99,6 @@ def count_training_memory(config: BenchConfig, fake: bool = True
 
     from aid_model.svd.build import restore_original_unet_norms
 
-    vae_factor = 2 ** (len(config.vae["block_out_channels"]) - 1)
-    latent = (config.height // vae_factor, config.width // vae_factor)
-    width = config.unet["cross_attention_dim"]
-    image_tokens = (config.image_encoder["image_size"] // config.image_encoder["patch_size"]
-                    ) ** 2 + 1
-
-    def unet_inputs() -> dict:
-        return {"sample": torch.randn(1, config.frames, 8, *latent), "timestep": torch.ones(1),
-                "encoder_hidden_states": torch.randn(1, 1, width),
-                "added_time_ids": torch.randn(1, 3), "return_dict": False}
-
     mode = FakeTensorMode() if fake else contextlib.nullcontext()
     with torch.random.fork_rng(), mode, no_op_casts_skipped():  # the caller's RNG untouched
         with _default_dtype(torch.bfloat16):
@@ -119,7 +108,7 @@ def count_training_memory(config: BenchConfig, fake: bool = True
         _set_dtype(parameters, torch.float32)
         whole = TrainingMemory(
             trained_parameters=sum(p.numel() for p in parameters), frozen_parameters=0,
-            saved_for_backward=saved_for_backward_bytes(lambda: unet(**unet_inputs()),
+            saved_for_backward=saved_for_backward_bytes(lambda: unet(**unet_inputs(config)),
                                                         parameters))
         _set_dtype(parameters, torch.bfloat16)
         with _default_dtype(torch.bfloat16):  # AID's modules are built in the base's dtype
@@ -128,18 +117,12 @@ def count_training_memory(config: BenchConfig, fake: bool = True
         trained = list(trainable_parameters(model).values())
         _set_dtype(trained, torch.float32)
         every = {id(p): p for p in [*model.parameters(), *unet.parameters()]}
-
-        def aid_forward() -> Tensor:
-            mcondition = model.build_mcondition(
-                torch.randn(1, 77, width), torch.randn(1, config.aid.num_states * 77, width),
-                torch.randn(1, image_tokens, config.image_encoder["projection_dim"]))
-            return model.unet(**unet_inputs(), mcondition=mcondition)[0]
-
         trained_count = sum(p.numel() for p in trained)
         aid = TrainingMemory(
             trained_parameters=trained_count,
             frozen_parameters=sum(p.numel() for p in every.values()) - trained_count,
-            saved_for_backward=saved_for_backward_bytes(aid_forward, every.values()))
+            saved_for_backward=saved_for_backward_bytes(lambda: aid_unet_output(model, config),
+                                                        every.values()))
     return {"whole UNet": whole, "AID trainable set": aid}
 
 
