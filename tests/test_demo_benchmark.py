@@ -50,6 +50,8 @@ def test_scores_of_a_pipeline_on_held_out_scenes(svd_fixture_checkpoint, clip_te
     assert 0.0 <= scores.objects_lost <= 1.0 - scores.direction_accuracy
     assert 0.0 < scores.pixel_error < 1.0
     assert scores.random_feature_distance >= 0.0
+    assert len(scores.passed_scenes) == 3 and set(scores.passed_scenes) <= {"0", "1"}
+    assert scores.passed_scenes.count("1") / 3 == scores.direction_accuracy
     assert len(examples) == 3 and examples[0].shape == (8, 64, 64, 3)
     assert scores.row().startswith("| tiny |")
     assert TABLE_HEADER.splitlines()[0].count("|") == scores.row().count("|")
@@ -99,6 +101,23 @@ def test_scores_kept_by_an_older_benchmark_are_scored_again(tmp_path):
     kept, _ = scored_variant("w/o DE", tmp_path, lambda: (fresh, [torch.rand(8, 4, 4, 3)]))
     assert kept == fresh
     assert '"objects_lost": 0.25' in (folder / "wo_DE.json").read_text()
+
+
+def test_scores_kept_without_a_per_scene_record_are_shown_but_scored_again(tmp_path, capsys):
+    """A row kept before the per-scene record still appears in the kept table; a benchmark
+    run scores it again so that it can be compared scene by scene."""
+    older = VariantScores("w/o DE", 0.5, 0.25, 0.1, 2.0, 4, 1.0).__dict__
+    del older["passed_scenes"]
+    folder = tmp_path / "scores"
+    folder.mkdir()
+    (folder / "wo_DE.json").write_text(json.dumps(older))
+    torch.save([torch.rand(8, 4, 4, 3)], folder / "wo_DE.pt")
+    write_kept_table(tmp_path)
+    assert "| w/o DE | 50.0 % |" in capsys.readouterr().out
+    fresh = VariantScores("w/o DE", 0.5, 0.25, 0.1, 2.0, 4, 1.0, "1010")
+    kept, _ = scored_variant("w/o DE", tmp_path, lambda: (fresh, [torch.rand(8, 4, 4, 3)]))
+    assert kept == fresh
+    assert json.loads((folder / "wo_DE.json").read_text())["passed_scenes"] == "1010"
 
 
 def test_variant_config_changes_only_the_ablation_switches_and_the_budget(tmp_path):
@@ -151,7 +170,7 @@ def test_the_kept_table_prints_what_was_scored_and_names_the_rest(tmp_path, caps
         write_kept_table(tmp_path)
     for name, accuracy in (("w/o DE", 0.25), ("base alone (no text)", 0.125)):
         scored_variant(name, tmp_path, lambda name=name, accuracy=accuracy: (
-            VariantScores(name, accuracy, 0.5, 0.1, 2.0, 200, 1.0),
+            VariantScores(name, accuracy, 0.5, 0.1, 2.0, 8, 1.0),
             [torch.rand(8, 16, 16, 3) for _ in range(3)]))
     write_kept_table(tmp_path)
     text = capsys.readouterr().out
@@ -160,6 +179,7 @@ def test_the_kept_table_prints_what_was_scored_and_names_the_rest(tmp_path, caps
     assert rows == ["base alone (no text)", "w/o DE"]  # table order, not scoring order
     assert "not scored yet: full AID (bundled), ground truth through the VAE" in text
     assert "w/o DE" not in text.split("not scored yet:")[1]
+    assert "paired against" not in text  # no full AID row to pair with
     assert (tmp_path / "rollouts.png").stat().st_size > 0
     assert [row["name"] for row in json.loads((tmp_path / "scores.json").read_text())] == rows
 
@@ -174,3 +194,22 @@ def test_a_folder_trained_at_another_budget_is_refused(tmp_path):
     check_budget("w/o DE", 3000, tmp_path)
     with pytest.raises(SystemExit, match="holds a 3000-step run of 'w/o DE'; give another --out"):
         check_budget("w/o DE", 1000, tmp_path)
+
+
+def test_the_kept_table_compares_each_row_with_full_aid_scene_by_scene(tmp_path, capsys):
+    records = {"full AID (bundled)": "11111100", "w/o DE": "10110100",
+               "w/o SA": "11111111", "w/o ME": None}
+    for name, record in records.items():
+        accuracy = record.count("1") / 8 if record else 0.5
+        scored_variant(name, tmp_path, lambda name=name, accuracy=accuracy, record=record: (
+            VariantScores(name, accuracy, 0.5, 0.1, 2.0, 8, 1.0, record),
+            [torch.rand(8, 16, 16, 3) for _ in range(2)]))
+    write_kept_table(tmp_path)
+    paired = capsys.readouterr().out.split("paired against full AID (bundled)")[1]
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in paired.splitlines()
+            if line.startswith("| ") and not line.startswith("| variant")}
+    assert list(rows) == ["w/o DE", "w/o ME", "w/o SA"]  # full AID is the reference
+    # w/o DE fails scenes 1 and 4 that full AID passes, and passes none it fails: p = 2/4.
+    assert rows["w/o DE"] == "| w/o DE | 2 | 0 | -25.0 points | 0.5 |"
+    assert rows["w/o SA"] == "| w/o SA | 0 | 2 | +25.0 points | 0.5 |"
+    assert "no per-scene record" in rows["w/o ME"]

@@ -83,7 +83,9 @@ class RandomClipFeatures(nn.Module):
 class VariantScores:
     """One row of the table. ``objects_lost``: the share of clips in which an object of the
     first frame is not found in the last (dropped or recoloured), the failure that caps
-    direction accuracy whatever the instruction does."""
+    direction accuracy whatever the instruction does. ``passed_scenes``: the direction check
+    per scene in scene order, "1" passed and "0" failed (None: kept by a benchmark that did
+    not record it), so that two rows can be compared scene by scene (``paired_rows``)."""
 
     name: str
     direction_accuracy: float
@@ -92,6 +94,7 @@ class VariantScores:
     random_feature_distance: float
     scenes: int
     seconds: float
+    passed_scenes: str | None = None
 
     def row(self) -> str:
         return (f"| {self.name} | {100 * self.direction_accuracy:.1f} % | "
@@ -117,14 +120,14 @@ def score_predictions(predict: Predictor, name: str, num_scenes: int = 200,
     start = time.perf_counter()
     scenes = SyntheticClipDataset(num_scenes, split="heldout", seed=seed)
     extractor = RandomClipFeatures()
-    passed, lost, errors, real_features, fake_features, examples = 0, 0, [], [], [], []
+    passed, lost, errors, real_features, fake_features, examples = [], 0, [], [], [], []
     for first in range(0, num_scenes, batch_size):
         clips = [scenes.clip(i) for i in range(first, min(first + batch_size, num_scenes))]
         frames = [torch.from_numpy(c.frames).float() / 255.0 for c in clips]  # (T, H, W, 3)
         videos = predict(clips, frames, seed + first)
         for clip, truth, video in zip(clips, frames, videos, strict=True):
             check = check_direction(video[0].numpy(), video[-1].numpy(), clip.instruction)
-            passed += check.passed
+            passed.append("1" if check.passed else "0")
             lost += bool(check.lost)
             errors.append((video[1:] - truth[1:]).abs().mean().item())
         real_features.append(extractor(torch.stack(frames).permute(0, 1, 4, 2, 3)))
@@ -132,9 +135,9 @@ def score_predictions(predict: Predictor, name: str, num_scenes: int = 200,
         if len(examples) < 4:
             examples.extend(videos[: 4 - len(examples)])
     distance = frechet_distance_from_features(torch.cat(real_features), torch.cat(fake_features))
-    scores = VariantScores(name, passed / num_scenes, lost / num_scenes,
+    scores = VariantScores(name, passed.count("1") / num_scenes, lost / num_scenes,
                            sum(errors) / len(errors), float(distance), num_scenes,
-                           time.perf_counter() - start)
+                           time.perf_counter() - start, "".join(passed))
     return scores, examples
 
 
@@ -270,14 +273,17 @@ def _kept_files(name: str, out: Path) -> tuple[Path, Path]:
     return scores_file, scores_file.with_suffix(".pt")
 
 
-def kept_scores(name: str, out: Path) -> tuple[VariantScores, list[Tensor]] | None:
+def kept_scores(name: str, out: Path, per_scene: bool = True
+                ) -> tuple[VariantScores, list[Tensor]] | None:
     """A variant's scores and examples as a run kept them in ``out/scores``; None when
-    there are none, or when an older benchmark kept other columns (they are rescored)."""
+    there are none, or when an older benchmark kept other columns (they are rescored).
+    ``per_scene=False`` also accepts scores kept before the per-scene record was."""
     scores_file, examples_file = _kept_files(name, out)
     if not (scores_file.exists() and examples_file.exists()):
         return None
     kept = json.loads(scores_file.read_text())
-    if set(kept) != {field.name for field in fields(VariantScores)}:
+    columns = {field.name for field in fields(VariantScores)}
+    if not (set(kept) == columns or (not per_scene and set(kept) == columns - {"passed_scenes"})):
         return None
     return VariantScores(**kept), torch.load(examples_file, weights_only=True)
 
@@ -302,10 +308,44 @@ BUNDLED_ROW = "full AID (bundled)"
 CEILING_ROW = "ground truth through the VAE (ceiling)"
 
 
+PAIRED_HEADER = ("| variant | scenes only full AID passes | scenes only this row passes "
+                 "| difference | exact McNemar p |\n|---|---|---|---|---|")
+
+
+def paired_rows(results: list[VariantScores], reference: str = BUNDLED_ROW) -> list[str]:
+    """Each row against ``reference`` on the same scenes (Markdown rows; the discordant
+    scenes and the exact McNemar p-value); rows without a per-scene record are named."""
+    from aid_model.metrics.paired import paired_difference
+
+    anchor = next((s for s in results if s.name == reference and s.passed_scenes), None)
+    if anchor is None:
+        return []
+    rows = []
+    for scores in results:
+        if scores is anchor:
+            continue
+        if not scores.passed_scenes or scores.scenes != anchor.scenes:
+            rows.append(f"| {scores.name} | no per-scene record on the same scenes (scored by "
+                        "an older benchmark or on another number of scenes: score it again) "
+                        "| | | |")
+            continue
+        paired = paired_difference(anchor.passed_scenes, scores.passed_scenes)
+        rows.append(f"| {scores.name} | {paired.only_first} | {paired.only_second} | "
+                    f"{100 * paired.difference:+.1f} points | {paired.p_value:.2g} |")
+    return rows
+
+
 def print_table(results: list[VariantScores]) -> None:
+    """The Markdown table, then each row against full AID scene by scene when the kept
+    scores allow it."""
     print(TABLE_HEADER)
     for scores in results:
         print(scores.row())
+    paired = paired_rows(results)
+    if paired:
+        print(f"\npaired against {BUNDLED_ROW}, on the same scenes and seeds:")
+        print(PAIRED_HEADER)
+        print("\n".join(paired))
 
 
 def write_table(results: list[VariantScores], figure_rows: list[Tensor], out: Path) -> None:
@@ -323,7 +363,7 @@ def write_kept_table(out: Path) -> None:
     trained or scored); the rows not scored yet are named."""
     results, figure_rows, missing = [], [], []
     for name in (BASE_ROW, BUNDLED_ROW, CEILING_ROW, *VARIANTS):
-        kept = kept_scores(name, out)
+        kept = kept_scores(name, out, per_scene=False)
         if kept is None:
             missing.append(name)
             continue

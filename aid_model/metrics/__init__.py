@@ -9,7 +9,8 @@
 Modules: ``frechet`` (Fréchet distance, careful square-root trace), ``kernel`` (unbiased
 polynomial-kernel MMD²), ``preprocess`` (aid-method §8), ``i3d`` / ``inception`` (the
 user-supplied feature networks, validated), ``i3d_network`` (I3D for pytorch-i3d state
-dicts). See docs/evaluation.md.
+dicts), ``paired`` (exact McNemar test of two pass/fail records on the same items). See
+docs/evaluation.md.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ _EXPORTS = {
     "FeatureModelError": "aid_model.metrics.model_file",
     "InceptionI3d": "aid_model.metrics.i3d_network",
     "video_metrics": "aid_model.metrics.report",
+    "PairedDifference": "aid_model.metrics.paired",
+    "exact_mcnemar_p": "aid_model.metrics.paired",
+    "paired_difference": "aid_model.metrics.paired",
 }
 
 __all__ = sorted(_EXPORTS)
