@@ -312,12 +312,13 @@ PAIRED_HEADER = ("| variant | scenes only full AID passes | scenes only this row
                  "| difference | exact McNemar p |\n|---|---|---|---|---|")
 
 
-def paired_rows(results: list[VariantScores], reference: str = BUNDLED_ROW) -> list[str]:
-    """Each row against ``reference`` on the same scenes (Markdown rows; the discordant
-    scenes and the exact McNemar p-value); rows without a per-scene record are named."""
+def paired_rows(results: list[VariantScores]) -> list[str]:
+    """Each row against full AID (the bundled row) on the same scenes, as Markdown rows
+    under ``PAIRED_HEADER``: the discordant scenes and the exact McNemar p-value; rows
+    without a per-scene record are named."""
     from aid_model.metrics.paired import paired_difference
 
-    anchor = next((s for s in results if s.name == reference and s.passed_scenes), None)
+    anchor = next((s for s in results if s.name == BUNDLED_ROW and s.passed_scenes), None)
     if anchor is None:
         return []
     rows = []
