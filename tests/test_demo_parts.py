@@ -1,5 +1,5 @@
 """The miniature's building blocks: the world's tokenizer and text tower, the untrained
-components, and the stage-1 loop's exact resume."""
+components, the base's encoded clips and loss, and the stage-1 loop's exact resume."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import pytest
 import torch
 from torch import nn
 
-from aid_model.demo import configs
+from aid_model.demo import base_latents, configs
+from aid_model.demo.base_latents import encode_base_latents
 from aid_model.demo.components import build_components, write_text_encoder
-from aid_model.demo.stage1 import StageSettings, train_loop
+from aid_model.demo.stage1 import StageSettings, base_loss, train_loop
 from aid_model.demo.tokenizer import apply_bpe, order_merges, write_tokenizer
-from aid_model.synthetic import vocabulary
+from aid_model.synthetic import SyntheticClipDataset, vocabulary
 from aid_model.text_encoder import load_text_encoder, load_tokenizer
 
 
@@ -92,3 +93,40 @@ def test_stage1_loop_resumes_exactly(tmp_path):
     train_loop("run", resumed, loss_fn(resumed), settings, tmp_path / "resumed")
     for a, b in zip(whole.parameters(), resumed.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_base_clips_are_encoded_once_and_an_interrupted_encode_continues(tmp_path, monkeypatch):
+    monkeypatch.setattr(base_latents, "CHUNK_CLIPS", 2)
+    components = build_components()
+    clips = SyntheticClipDataset(3, split="train", seed=1, random_motion=True)
+    whole = encode_base_latents(components, clips, tmp_path / "whole", 0.02, seed=0)
+    assert whole.latents.shape == (3, configs.NUM_FRAMES, 8, 8, 8)
+    assert whole.concat_latents.shape == (3, 8, 8, 8)
+    assert whole.image_embeddings.shape == (3, 1, configs.CONTEXT_WIDTH)
+    # The concat latent is frame 0's, with its own small cond_aug noise.
+    gap = (whole.concat_latents.float() - whole.latents[:, 0].float()).abs()
+    assert 0 < gap.mean() < 0.1 * whole.latents[:, 0].float().abs().mean()
+
+    (tmp_path / "whole" / "chunk_00001.pt").unlink()  # stopped before the last chunk
+    resumed = encode_base_latents(components, clips, tmp_path / "whole", 0.02, seed=0)
+    torch.testing.assert_close(resumed.latents, whole.latents, rtol=0, atol=0)
+    torch.testing.assert_close(resumed.concat_latents, whole.concat_latents, rtol=0, atol=0)
+
+    other_clips = SyntheticClipDataset(3, split="train", seed=2, random_motion=True)
+    with pytest.raises(ValueError, match="delete"):
+        encode_base_latents(components, other_clips, tmp_path / "whole", 0.02, seed=0)
+
+
+def test_base_loss_is_a_function_of_the_step_and_trains_the_unet(tmp_path):
+    components = build_components()
+    clips = SyntheticClipDataset(4, split="train", seed=1, random_motion=True)
+    features = encode_base_latents(components, clips, tmp_path, 0.02, seed=0)
+    settings = StageSettings(steps=2, batch_size=2, learning_rate=1e-3)
+    scale = 1.0
+    first = base_loss(components.unet, features, scale, settings, step=0)
+    again = base_loss(components.unet, features, scale, settings, step=0)
+    other = base_loss(components.unet, features, scale, settings, step=1)
+    assert torch.isfinite(first) and first.item() == again.item() != other.item()
+    first.backward()
+    gradients = [p.grad for p in components.unet.parameters() if p.grad is not None]
+    assert gradients and any(g.abs().sum() > 0 for g in gradients)
