@@ -21,7 +21,8 @@ from aid_model.demo.paths import AID_FILE, DEMO_DIR, MANIFEST, SVD_DIR
 
 REPO = Path(__file__).resolve().parents[2]
 STAGE2_CONFIG = REPO / "configs" / "demo_synthetic.yaml"
-TRAIN_CLIPS = 4000
+# 4,000 clips overfit (stage-2 loss 0.074 on training clips, 0.086 on held-out ones).
+TRAIN_CLIPS = 16_000
 
 
 def write_training_set(folder: Path, num_clips: int = TRAIN_CLIPS) -> Path:
