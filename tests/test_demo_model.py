@@ -1,9 +1,6 @@
-"""The bundled miniature AID: it loads with no downloads, predicts from a generated scene,
-and `make demo`'s outputs are valid videos.
-
-Not tested yet: that it follows instructions on held-out scenes (issue 7 asks ≥ 4 of 5).
-The model bundled now moves the named object as told in 63 % of 200 held-out scenes and in
-3 of the 5 below (docs/results.md), so that test arrives with a model that passes it."""
+"""The bundled miniature AID: it loads with no downloads, follows instructions on fixed
+held-out scenes (issue 7: at least 4 of 5), predicts from the command line, and
+`make demo`'s outputs are valid videos."""
 
 from __future__ import annotations
 
@@ -13,7 +10,9 @@ from cli_runner import run_aid_cli
 from aid_model.demo.load import DEMO_OPTIONS, demo_files, load_demo_pipeline
 from aid_model.demo.paths import DEMO_DIR
 from aid_model.synthetic import generate_clip
+from aid_model.synthetic.accuracy import check_direction
 from aid_model.synthetic.dataset import clip_seeds
+from aid_model.synthetic.prompter import SyntheticStatePrompter
 from aid_model.video_io import read_video
 
 # Five fixed held-out scenes (training uses the "train" seed range only).
@@ -32,6 +31,24 @@ def test_the_bundled_model_is_small_complete_and_loads_through_the_real_loaders(
     video = demo.predict([first], clip.instruction, options=DEMO_OPTIONS.with_(steps=2))
     assert video.shape == (8, 64, 64, 3)
     assert float(video.min()) >= 0.0 and float(video.max()) <= 1.0
+
+
+def test_the_bundled_model_follows_instructions_on_held_out_scenes():
+    """Issue 7: on five fixed held-out scenes, the named object moves the instructed way
+    (and every other object stays) in at least 4, with the benchmark's stand-in states."""
+    demo = load_demo_pipeline()
+    prompter = SyntheticStatePrompter()
+    results = []
+    for index, seed in enumerate(HELD_OUT):
+        clip = generate_clip(seed)
+        first = torch.from_numpy(clip.frames[0]).permute(2, 0, 1).float() / 255.0
+        states = prompter.predict_states([clip.frames[0]], [clip.instruction], demo.num_states)[0]
+        video = demo.predict([first], clip.instruction, states,
+                             options=DEMO_OPTIONS.with_(seed=index))
+        results.append(check_direction(video[0].numpy(), video[-1].numpy(), clip.instruction))
+    passed = sum(result.passed for result in results)
+    # Measured with the bundled model: 4 of 5, scene 1000000502 loses its green triangle.
+    assert passed >= 4, [(seed, str(check)) for seed, check in zip(HELD_OUT, results, strict=True)]
 
 
 def test_make_demo_writes_valid_videos(tmp_path):
