@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
+from conftest import shared_dir
 
 from aid_model.aid import AIDConfig, attach_aid
 from aid_model.sampling import VideoCondition, VideoDenoiser
 from aid_model.svd import load_svd
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "svd-parity" / "A"
+FIXTURE = shared_dir() / "fixtures" / "svd-parity" / "A"
 CHECKPOINT = FIXTURE / "svd_tiny_sgm.safetensors"
 
 

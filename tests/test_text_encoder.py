@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import shared_dir
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from transformers import CLIPTextModel
 
 from aid_model.text_encoder import TextEncoder, load_text_encoder
 
-FIXTURE = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "clip-text"
+FIXTURE = shared_dir() / "fixtures" / "clip-text"
 TOLERANCE = 1e-6  # max abs vs open_clip; SDPA on CPU is usually bitwise equal
 
 

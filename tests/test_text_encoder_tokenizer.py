@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import shared_dir
 from safetensors import safe_open
 
 from aid_model.text_encoder import FTFY_AVAILABLE, clean_text, load_tokenizer
 from aid_model.text_encoder.cleaning import fix_text_fallback
 
-FIXTURE = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "clip-text"
+FIXTURE = shared_dir() / "fixtures" / "clip-text"
 MOJIBAKE_PROBE = "cafÃ©"  # only ftfy repairs it (→ café)
 
 
