@@ -130,3 +130,27 @@ def test_base_loss_is_a_function_of_the_step_and_trains_the_unet(tmp_path):
     first.backward()
     gradients = [p.grad for p in components.unet.parameters() if p.grad is not None]
     assert gradients and any(g.abs().sum() > 0 for g in gradients)
+
+
+def test_keep_vae_writes_the_kept_vae_back_with_the_new_base(tmp_path, monkeypatch):
+    from aid_model.demo import build_base as build_base_module
+    from aid_model.svd import load_svd
+
+    out = tmp_path / "demo"
+    kept = build_components(seed=3)
+    kept.vae.register_to_config(scaling_factor=0.5)
+    kept.save_pretrained(out / "svd")
+
+    def train_base_stub(components, work):  # a trained base, without the hours of training
+        with torch.no_grad():
+            for parameter in components.unet.parameters():
+                parameter.fill_(0.25)
+        return {"stage": "base"}
+
+    monkeypatch.setattr(build_base_module, "train_base", train_base_stub)
+    build_base_module.build_base(tmp_path, out, keep_vae=True)
+    written = load_svd(out / "svd")
+    assert written.vae.config.scaling_factor == 0.5
+    for a, b in zip(written.vae.parameters(), kept.vae.parameters(), strict=True):
+        torch.testing.assert_close(a, b.half().float(), rtol=0, atol=0)
+    assert all(bool((p == 0.25).all()) for p in written.unet.parameters())

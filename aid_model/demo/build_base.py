@@ -23,10 +23,13 @@ from aid_model.synthetic import vocabulary
 
 
 def build_base(work: Path, out: Path, seed: int = 0, keep_vae: bool = False) -> list[dict]:
+    work.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     components = build_components(seed)
     if keep_vae:
-        summaries = [train_base(_with_kept_vae(components, out / SVD_DIR), work)]
+        # Saved below: the kept VAE and image tower must be what is written back.
+        components = _with_kept_vae(components, out / SVD_DIR)
+        summaries = [train_base(components, work)]
     else:
         summaries = train_stage1(components, work)
     # fp16 on disk halves the repository's share (SVD ships fp16 too); loads as float32.
