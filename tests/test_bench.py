@@ -168,3 +168,21 @@ def test_training_memory_counted_on_fake_tensors_matches_real_tensors():
         aid.frozen_parameters)
     # Frozen layers keep no input for a weight gradient.
     assert aid.saved_for_backward < whole.saved_for_backward
+
+
+def test_benchmark_models_are_built_wholly_on_the_asked_device():
+    # diffusers makes each AlphaBlender's mix_factor with the legacy torch.Tensor([...])
+    # constructor, which the default-device context does not reach: on a GPU it stayed on
+    # the CPU and the first UNet call failed. The meta device shows the same without a GPU.
+    from aid_model.bench.models import build_components
+    from aid_model.bench.setup import RunSettings
+    from aid_model.bench.training import _build_unet
+
+    config = CONFIGS["tiny"]
+    components = build_components(config, device="meta")
+    settings = RunSettings(config, torch.device("meta"), torch.float32, 1, "off", 0, None)
+    for module in (components.unet, components.vae, components.image_encoder,
+                   _build_unet(settings)):
+        stray = [name for name, tensor in [*module.named_parameters(), *module.named_buffers()]
+                 if tensor.device.type != "meta"]
+        assert stray == []

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 import torch
 from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
@@ -29,6 +30,8 @@ from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 from aid_model.aid import AIDConfig, AIDModel, attach_aid
 from aid_model.svd import SVDComponents
 from aid_model.svd.build import as_loaded_svd_unet
+
+ModuleType = TypeVar("ModuleType", bound=torch.nn.Module)
 
 CLIP_IMAGE_SIZE = 224  # what diffusers' SVD pipeline feeds the image encoder
 
@@ -194,16 +197,30 @@ def seeded(seed: int, device: torch.device | str) -> Iterator[None]:
         yield
 
 
+def built_on(device: torch.device | str, build: Callable[[], ModuleType]) -> ModuleType:
+    """``build()`` with its tensors created on ``device`` (no copy of the big weights).
+
+    The default-device context misses tensors made by the legacy ``torch.Tensor([...])``
+    constructor, which diffusers uses for the AlphaBlender ``mix_factor`` parameters: they
+    would stay on the CPU beside a CUDA UNet (seen on an H200, torch 2.11). The final
+    ``to(device)`` moves those few and leaves the rest where they are.
+    """
+    with torch.device(device):
+        module = build()
+    return module.to(device)
+
+
 def build_components(config: BenchConfig, device: torch.device | str = "cpu",
                      dtype: torch.dtype = torch.float32, seed: int = 0) -> SVDComponents:
     """Random-weight SVD components (same ``seed`` → same weights), frozen, eval mode.
 
     Built directly on ``device`` (the svd-shape UNet alone is 6 GB in float32).
     """
-    with seeded(seed, device), torch.device(device):
-        unet = UNetSpatioTemporalConditionModel(**config.unet)
-        vae = AutoencoderKLTemporalDecoder(**config.vae)
-        image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**config.image_encoder))
+    with seeded(seed, device):
+        unet = built_on(device, lambda: UNetSpatioTemporalConditionModel(**config.unet))
+        vae = built_on(device, lambda: AutoencoderKLTemporalDecoder(**config.vae))
+        image_encoder = built_on(device, lambda: CLIPVisionModelWithProjection(
+            CLIPVisionConfig(**config.image_encoder)))
     as_loaded_svd_unet(unet)
     for module in (unet, vae, image_encoder):
         cast_(module, dtype)

@@ -38,7 +38,7 @@ from aid_model.bench.measure import (
     table,
     timed,
 )
-from aid_model.bench.models import cast_, parameter_count, seeded
+from aid_model.bench.models import built_on, cast_, parameter_count, seeded
 from aid_model.bench.setup import RunSettings, machine_description
 from aid_model.sampling import VideoCondition, VideoDenoiser
 from aid_model.train.dropout import DropoutRates
@@ -74,8 +74,9 @@ def _build_unet(settings: RunSettings):
 
     from aid_model.svd.build import restore_original_unet_norms
 
-    with seeded(settings.seed, settings.device), torch.device(settings.device):
-        unet = UNetSpatioTemporalConditionModel(**settings.config.unet)
+    with seeded(settings.seed, settings.device):
+        unet = built_on(settings.device,
+                        lambda: UNetSpatioTemporalConditionModel(**settings.config.unet))
     restore_original_unet_norms(unet)
     cast_(unet, settings.dtype)
     return unet.requires_grad_(False).eval()
