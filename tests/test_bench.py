@@ -128,6 +128,10 @@ def test_flops_command_prints_the_svd_shape_model_without_running_it(capsys):
     assert per_clip[:4] == ["SVD CFG sampling (2 branches)",
                             "SVD CFG sampling without the one-token shortcut",
                             "AID dual CFG sampling (3 branches)", "AID dual CFG with the interval"]
+    launches = {row[0]: int(row[1].replace(",", ""))
+                for row in table_rows(text, "Operations launched per UNet call")}
+    assert (launches["SVD UNet"] < launches["AID UNet, MCondition off (adapters only)"]
+            < launches["AID UNet, K/V cached"] < launches["AID UNet, a clip's first step"])
     training = [row[0] for row in table_rows(text, "Training step at batch 1")]
     assert training == ["whole UNet", "AID trainable set (DQFormer included)"]
     memory = {row[0]: row for row in table_rows(text, "Training memory at batch 1")}
@@ -186,3 +190,38 @@ def test_benchmark_models_are_built_wholly_on_the_asked_device():
         stray = [name for name, tensor in [*module.named_parameters(), *module.named_buffers()]
                  if tensor.device.type != "meta"]
         assert stray == []
+
+
+def test_training_memory_covers_a_step_with_the_optimizer_state_resident(monkeypatch):
+    # AdamW makes its moments in the first optimizer step, after that step's forward and
+    # backward: a peak over the first step alone misses them beside the activations.
+    from aid_model.bench.setup import RunSettings
+    from aid_model.bench.training import TrainingOptions, TrainingStep, measure_training_memory
+
+    states_seen: list[int] = []
+    original_step = TrainingStep.step
+
+    def watched_step(self):
+        states_seen.append(len(self.optimizer.state))
+        return original_step(self)
+
+    monkeypatch.setattr(TrainingStep, "step", watched_step)
+    settings = RunSettings(CONFIGS["tiny"], torch.device("cpu"), torch.float32, 1, "inline", 0,
+                           None)
+    measure_training_memory(settings, TrainingOptions(), "aid")
+    assert states_seen[0] == 0 and states_seen[-1] > 0
+
+
+def test_kernel_op_count_leaves_out_views_and_counts_each_launch():
+    from aid_model.bench.op_count import count_kernel_ops
+
+    x = torch.randn(4, 6)
+    weight = torch.randn(3, 6)
+    counts = count_kernel_ops(
+        lambda: torch.nn.functional.linear(x.view(2, 2, 6).transpose(0, 1), weight).relu())
+    # transpose and view are views; linear on a 3-D input dispatches as a matmul with its
+    # own reshapes; relu is one more launch.
+    assert counts["aten.relu"] == 1
+    assert not any(name in counts for name in ("aten.view", "aten.transpose",
+                                               "aten._unsafe_view"))
+    assert sum(counts.values()) >= 2

@@ -5,8 +5,9 @@
 
 Sampling: builds the models and the workload's inputs, runs the workload once to warm up,
 then once more while the peak RSS is watched. Training: builds the variant and runs its
-first optimizer step while watched (weights, gradients, AdamW state and activations all
-count). Prints ``{"increase": bytes, "peak": bytes}`` as its last line.
+first two optimizer steps while watched (weights, gradients, AdamW state and activations
+all count; the second step is the first with AdamW's moments resident). Prints
+``{"increase": bytes, "peak": bytes}`` as its last line.
 
 ``memory_in_child`` starts it with glibc's mmap threshold fixed (``MALLOC_MMAP_THRESHOLD_``),
 so every tensor of 64 KiB or more is its own mapping, returned to the system when freed:

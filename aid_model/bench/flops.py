@@ -28,6 +28,7 @@ from aid_model.bench.fake import (
 )
 from aid_model.bench.measure import table
 from aid_model.bench.models import BenchConfig
+from aid_model.bench.op_count import count_kernel_ops
 from aid_model.bench.sampling import guided_steps
 from aid_model.bench.training_memory import training_memory_table
 from aid_model.sampling import karras_sigmas
@@ -89,6 +90,8 @@ def run_flops(config: BenchConfig) -> str:
         plain_item = count_flops(lambda: unet(**unet_inputs(config)))  # diffusers' processors
         install_single_token_cross_attention(unet)  # as load_svd builds every SVD UNet
         base_item = count_flops(lambda: unet(**unet_inputs(config)))
+        svd_inputs = unet_inputs(config)
+        svd_ops = total_kernel_ops(lambda: unet(**svd_inputs))
         base = {b: b * base_item for b in (1, 2, 3)}
         decode = count_flops(lambda: [
             vae.decode(torch.randn(chunk, 4, *latent), num_frames=chunk)
@@ -112,6 +115,7 @@ def run_flops(config: BenchConfig) -> str:
         first = {b: b * first_item for b in (1, 3)}
         cached = {b: b * cached_item for b in (1, 3)}
         dqformer = count_flops(lambda: model.build_mcondition(*dqformer_inputs(config)))
+        kernels = {"SVD UNet": svd_ops, **_aid_kernel_ops_per_call(model, config)}
         projection_item = _mcondition_projection_flops(unet, frames, tokens)
         projections = 3 * projection_item
 
@@ -170,6 +174,12 @@ def run_flops(config: BenchConfig) -> str:
         f"dual CFG is {dual_clip / plain_svd_clip:.3f}× and the interval "
         f"{interval_clip / plain_svd_clip:.3f}×."
     )
+    launches = table(
+        "Operations launched per UNet call (aten operations other than views; a proxy for "
+        "kernel launches, which set the time where a call cannot fill the GPU)",
+        ["call", "operations", "× SVD UNet"],
+        [[label, f"{count:,}", f"{count / kernels['SVD UNet'] :.3f}×"]
+         for label, count in kernels.items()])
     forward, full_step, aid_step, trained, base_parameters = training
     train = table(
         "Training step at batch 1 (forward + backward; frozen weights get no weight "
@@ -180,8 +190,30 @@ def run_flops(config: BenchConfig) -> str:
          ["AID trainable set (DQFormer included)", f"{trained:,} "
           f"({trained / base_parameters:.2%})", tf(aid_step), f"{aid_step / forward:.2f}×",
           f"{aid_step / full_step:.3f}×"]])
-    return "\n\n".join([f"config {config.describe()}", calls, clips, shares, train,
+    return "\n\n".join([f"config {config.describe()}", calls, clips, shares, launches, train,
                         training_memory_table(config)])
+
+
+def total_kernel_ops(run: Callable[[], object]) -> int:
+    return sum(count_kernel_ops(run).values())
+
+
+def _aid_kernel_ops_per_call(model, config: BenchConfig) -> dict[str, int]:
+    """Kernel-launching operations of one AID UNet call (any batch: the count does not
+    depend on it): adapters only, K/V cached, a clip's first step. The inputs are made
+    before counting, so only the call is counted."""
+    inputs = unet_inputs(config)
+    width = config.unet["cross_attention_dim"]
+    mcondition = torch.randn(1, config.frames, config.aid.mcondition_tokens, width)
+    model.unet.release_mcondition_cache()
+    first = total_kernel_ops(lambda: model.unet(**inputs, mcondition=mcondition))
+    return {
+        "AID UNet, MCondition off (adapters only)":
+            total_kernel_ops(lambda: model.unet(**inputs, mcondition=None)),
+        "AID UNet, K/V cached": total_kernel_ops(lambda: model.unet(**inputs,
+                                                                   mcondition=mcondition)),
+        "AID UNet, a clip's first step": first,
+    }
 
 
 def _training_flops(config: BenchConfig, forward: float) -> tuple[float, ...]:
