@@ -148,9 +148,22 @@ def test_keep_vae_writes_the_kept_vae_back_with_the_new_base(tmp_path, monkeypat
         return {"stage": "base"}
 
     monkeypatch.setattr(build_base_module, "train_base", train_base_stub)
+    vae_summary = {"stage": "vae", "steps": 2000, "wall_s": 2852.7}
+    (out / "demo_model.json").write_text(json.dumps({"stage1": [vae_summary, {"stage": "base"}]}))
     build_base_module.build_base(tmp_path, out, keep_vae=True)
+    # stage1.json names both stages: the kept VAE's summary, carried over, and the new base.
+    stages = json.loads((tmp_path / "stage1.json").read_text())
+    assert stages == [{**vae_summary, "kept": True}, {"stage": "base"}]
     written = load_svd(out / "svd")
     assert written.vae.config.scaling_factor == 0.5
     for a, b in zip(written.vae.parameters(), kept.vae.parameters(), strict=True):
         torch.testing.assert_close(a, b.half().float(), rtol=0, atol=0)
     assert all(bool((p == 0.25).all()) for p in written.unet.parameters())
+
+
+def test_keep_vae_without_a_manifest_notes_where_the_vae_came_from(tmp_path):
+    from aid_model.demo.build_base import kept_vae_summary
+
+    summary = kept_vae_summary(tmp_path / "demo")
+    assert summary["stage"] == "vae" and summary["kept"] is True
+    assert "demo_model.json" in summary["note"]

@@ -4,7 +4,8 @@ miniature (VAE + base image-to-video + random frozen text tower), resumable.
 Writes ``OUT/svd`` (a diffusers folder that ``load_svd`` reads), ``OUT/text_encoder`` and
 ``WORK/stage1.json`` (losses and wall times). ``--keep-vae`` retrains only the base UNet
 over the VAE and CLIP image tower already in ``OUT/svd`` (the VAE stage is the longest of
-stage 1, and the base is what the benchmark says limits the model).
+stage 1, and the base is what the benchmark says limits the model); its ``stage1.json``
+carries the kept VAE's summary over from ``OUT/demo_model.json``, marked ``kept``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 import torch
 
 from aid_model.demo.components import build_components, write_text_encoder
-from aid_model.demo.paths import DEMO_DIR, SVD_DIR, TEXT_ENCODER_DIR
+from aid_model.demo.paths import DEMO_DIR, MANIFEST, SVD_DIR, TEXT_ENCODER_DIR
 from aid_model.demo.stage1 import train_base, train_stage1
 from aid_model.synthetic import vocabulary
 
@@ -29,7 +30,7 @@ def build_base(work: Path, out: Path, seed: int = 0, keep_vae: bool = False) -> 
     if keep_vae:
         # Saved below: the kept VAE and image tower must be what is written back.
         components = _with_kept_vae(components, out / SVD_DIR)
-        summaries = [train_base(components, work)]
+        summaries = [kept_vae_summary(out), train_base(components, work)]
     else:
         summaries = train_stage1(components, work)
     # fp16 on disk halves the repository's share (SVD ships fp16 too); loads as float32.
@@ -39,6 +40,21 @@ def build_base(work: Path, out: Path, seed: int = 0, keep_vae: bool = False) -> 
     write_text_encoder(out / TEXT_ENCODER_DIR, vocabulary(), seed)
     (work / "stage1.json").write_text(json.dumps(summaries, indent=2))
     return summaries
+
+
+def kept_vae_summary(out: Path) -> dict:
+    """The summary of the VAE stage that trained the kept VAE, from ``OUT``'s manifest
+    (``make demo-train`` writes it), marked as kept; a note where the manifest has none, so
+    that ``stage1.json`` always names both stages."""
+    manifest = out / MANIFEST
+    if manifest.exists():
+        stages = json.loads(manifest.read_text()).get("stage1") or []
+        for summary in stages:
+            if summary.get("stage") == "vae":
+                return {**summary, "kept": True}
+    return {"stage": "vae", "kept": True,
+            "note": f"kept from {out / SVD_DIR / 'vae'}; {manifest} has no summary of the "
+                    "stage that trained it"}
 
 
 def _with_kept_vae(fresh, folder: Path):
