@@ -28,7 +28,7 @@ from aid_model.bench.fake import (
 )
 from aid_model.bench.measure import table
 from aid_model.bench.models import BenchConfig
-from aid_model.bench.op_count import count_kernel_ops
+from aid_model.bench.op_count import total_kernel_ops
 from aid_model.bench.sampling import guided_steps
 from aid_model.bench.training_memory import training_memory_table
 from aid_model.sampling import karras_sigmas
@@ -178,7 +178,7 @@ def run_flops(config: BenchConfig) -> str:
         "Operations launched per UNet call (aten operations other than views; a proxy for "
         "kernel launches, which set the time where a call cannot fill the GPU)",
         ["call", "operations", "× SVD UNet"],
-        [[label, f"{count:,}", f"{count / kernels['SVD UNet'] :.3f}×"]
+        [[label, f"{count:,}", f"{count / kernels['SVD UNet']:.3f}×"]
          for label, count in kernels.items()])
     forward, full_step, aid_step, trained, base_parameters = training
     train = table(
@@ -192,10 +192,6 @@ def run_flops(config: BenchConfig) -> str:
           f"{aid_step / full_step:.3f}×"]])
     return "\n\n".join([f"config {config.describe()}", calls, clips, shares, launches, train,
                         training_memory_table(config)])
-
-
-def total_kernel_ops(run: Callable[[], object]) -> int:
-    return sum(count_kernel_ops(run).values())
 
 
 def _aid_kernel_ops_per_call(model, config: BenchConfig) -> dict[str, int]:

@@ -39,3 +39,8 @@ def count_kernel_ops(run: Callable[[], object]) -> Counter[str]:
     with torch.no_grad(), KernelOpCounter() as counter:
         run()
     return counter.counts
+
+
+def total_kernel_ops(run: Callable[[], object]) -> int:
+    """All operations that launch work in ``run()``."""
+    return sum(count_kernel_ops(run).values())
