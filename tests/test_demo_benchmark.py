@@ -12,6 +12,7 @@ from tiny_models import tiny_aid_pipeline
 
 from aid_model.aid import AIDConfig
 from aid_model.demo.benchmark import (
+    LATER_COLUMNS,
     TABLE_HEADER,
     VARIANTS,
     RandomClipFeatures,
@@ -52,6 +53,9 @@ def test_scores_of_a_pipeline_on_held_out_scenes(svd_fixture_checkpoint, clip_te
     assert scores.random_feature_distance >= 0.0
     assert len(scores.passed_scenes) == 3 and set(scores.passed_scenes) <= {"0", "1"}
     assert scores.passed_scenes.count("1") / 3 == scores.direction_accuracy
+    # Every clip either passes or fails in one counted way (none lacks a target here).
+    assert scores.direction_accuracy + scores.objects_lost + scores.short_moves \
+        + scores.others_moved == pytest.approx(1.0)
     assert len(examples) == 3 and examples[0].shape == (8, 64, 64, 3)
     assert scores.row().startswith("| tiny |")
     assert TABLE_HEADER.splitlines()[0].count("|") == scores.row().count("|")
@@ -107,14 +111,15 @@ def test_scores_kept_without_a_per_scene_record_are_shown_but_scored_again(tmp_p
     """A row kept before the per-scene record still appears in the kept table; a benchmark
     run scores it again so that it can be compared scene by scene."""
     older = VariantScores("w/o DE", 0.5, 0.25, 0.1, 2.0, 4, 1.0).__dict__
-    del older["passed_scenes"]
+    for column in LATER_COLUMNS:  # not kept before the per-scene record and failure counts
+        del older[column]
     folder = tmp_path / "scores"
     folder.mkdir()
     (folder / "wo_DE.json").write_text(json.dumps(older))
     torch.save([torch.rand(8, 4, 4, 3)], folder / "wo_DE.pt")
     write_kept_table(tmp_path)
-    assert "| w/o DE | 50.0 % |" in capsys.readouterr().out
-    fresh = VariantScores("w/o DE", 0.5, 0.25, 0.1, 2.0, 4, 1.0, "1010")
+    assert "| w/o DE | 50.0 % | 25.0 % | — | — |" in capsys.readouterr().out
+    fresh = VariantScores("w/o DE", 0.5, 0.25, 0.1, 2.0, 4, 1.0, "1010", 0.25, 0.0)
     kept, _ = scored_variant("w/o DE", tmp_path, lambda: (fresh, [torch.rand(8, 4, 4, 3)]))
     assert kept == fresh
     assert json.loads((folder / "wo_DE.json").read_text())["passed_scenes"] == "1010"

@@ -16,6 +16,7 @@ from aid_model.synthetic import (
     generate_clip,
     render_frame,
 )
+from aid_model.synthetic.accuracy import FAILURES
 from aid_model.synthetic.scene import SceneObject, centroid_offset
 
 CONFIG = WorldConfig()
@@ -127,6 +128,26 @@ def test_accuracy_is_false_when_another_object_moves():
     )
     # The instruction must name an object of the first frame.
     assert not direction_accuracy(first, first, "move the blue circle left")
+
+
+def test_each_failure_has_one_kind():
+    """The benchmark counts failures by kind: lost, short (or wrong-way) move, another object
+    moved, no target; checked in that order, so a clip that loses an object counts as lost."""
+    still = SceneObject("green", "square", 12, 50.0, 50.0)
+    mover = SceneObject("red", "circle", 12, 30.0, 20.0)
+    first = render_frame([mover, still], CONFIG)
+    instruction = "move the red circle left"
+
+    def kind(objects, text=instruction):
+        return check_direction(first, render_frame(objects, CONFIG), text).failure
+
+    assert kind([mover.at(20.0, 20.0), still]) is None
+    assert kind([mover.at(20.0, 20.0)]) == "lost"
+    assert kind([mover.at(40.0, 20.0), still]) == "short move"  # the wrong way
+    assert kind([mover, still]) == "short move"  # not at all
+    assert kind([mover.at(20.0, 20.0), still.at(50.0, 40.0)]) == "other moved"
+    assert kind([mover, still], "move the blue circle left") == "no target"
+    assert set(FAILURES) == {"no target", "lost", "short move", "other moved"}
 
 
 def test_accuracy_batch_on_dataset_samples():

@@ -5,8 +5,9 @@ frame, the instruction and the states the world's stand-in VLM writes from that 
 
 - direction accuracy: the named object's centroid moves the instructed way by ≥ 4 px
   between first and last frame, and every other object moves < 3 px;
-- objects lost: the share of clips in which an object of the first frame is not found in
-  the last (dropped or recoloured);
+- why the others failed, as shares of all clips: objects lost (an object of the first
+  frame is not found in the last: dropped or recoloured), a short or wrong-way move of the
+  named object, another object moved (``aid_model.synthetic.accuracy.FAILURES``);
 - mean pixel error against the ground-truth clip (frames after the given one);
 - an FVD-style distance: the Fréchet distance of clip features from a fixed, seeded,
   random 3-D convolutional network (no I3D weights exist here), real vs predicted.
@@ -25,6 +26,7 @@ import json
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -85,7 +87,11 @@ class VariantScores:
     first frame is not found in the last (dropped or recoloured), the failure that caps
     direction accuracy whatever the instruction does. ``passed_scenes``: the direction check
     per scene in scene order, "1" passed and "0" failed (None: kept by a benchmark that did
-    not record it), so that two rows can be compared scene by scene (``paired_rows``)."""
+    not record it), so that two rows can be compared scene by scene (``paired_rows``).
+    ``short_moves`` and ``others_moved``: the shares of clips that kept every object but
+    moved the named one less than 4 px the instructed way, or moved another one (None: kept
+    by a benchmark that did not count them); with ``objects_lost`` and the accuracy they sum
+    to 1."""
 
     name: str
     direction_accuracy: float
@@ -95,16 +101,28 @@ class VariantScores:
     scenes: int
     seconds: float
     passed_scenes: str | None = None
+    short_moves: float | None = None
+    others_moved: float | None = None
 
     def row(self) -> str:
         return (f"| {self.name} | {100 * self.direction_accuracy:.1f} % | "
-                f"{100 * self.objects_lost:.1f} % | {self.pixel_error:.4f} | "
+                f"{100 * self.objects_lost:.1f} % | {_percent(self.short_moves)} | "
+                f"{_percent(self.others_moved)} | {self.pixel_error:.4f} | "
                 f"{1e3 * self.random_feature_distance:.3f} | {self.scenes} | {self.seconds:.0f} |")
 
 
+def _percent(share: float | None) -> str:
+    return "—" if share is None else f"{100 * share:.1f} %"
+
+
+# Columns a benchmark before them did not keep: such rows are shown, and scored again
+# when a benchmark run needs them (``kept_scores``).
+LATER_COLUMNS = frozenset({"passed_scenes", "short_moves", "others_moved"})
+
 # The random features are means over space and time, so distances are small: shown × 10³.
-TABLE_HEADER = ("| variant | direction accuracy | objects lost | mean pixel error "
-                "| random-feature FD ×10³ | scenes | eval s |\n|---|---|---|---|---|---|---|")
+TABLE_HEADER = ("| variant | direction accuracy | objects lost | short or wrong-way move "
+                "| another object moved | mean pixel error | random-feature FD ×10³ | scenes "
+                "| eval s |\n|---|---|---|---|---|---|---|---|---|")
 
 # What a scorer predicts for a batch: the scenes' clips and their frames (T, H, W, 3) in
 # [0, 1] → one video (T, H, W, 3) in [0, 1] per clip, frame 0 the given one.
@@ -120,7 +138,8 @@ def score_predictions(predict: Predictor, name: str, num_scenes: int = 200,
     start = time.perf_counter()
     scenes = SyntheticClipDataset(num_scenes, split="heldout", seed=seed)
     extractor = RandomClipFeatures()
-    passed, lost, errors, real_features, fake_features, examples = [], 0, [], [], [], []
+    passed, errors, real_features, fake_features, examples = [], [], [], [], []
+    failures = Counter()
     for first in range(0, num_scenes, batch_size):
         clips = [scenes.clip(i) for i in range(first, min(first + batch_size, num_scenes))]
         frames = [torch.from_numpy(c.frames).float() / 255.0 for c in clips]  # (T, H, W, 3)
@@ -128,16 +147,18 @@ def score_predictions(predict: Predictor, name: str, num_scenes: int = 200,
         for clip, truth, video in zip(clips, frames, videos, strict=True):
             check = check_direction(video[0].numpy(), video[-1].numpy(), clip.instruction)
             passed.append("1" if check.passed else "0")
-            lost += bool(check.lost)
+            failures[check.failure] += 1
             errors.append((video[1:] - truth[1:]).abs().mean().item())
         real_features.append(extractor(torch.stack(frames).permute(0, 1, 4, 2, 3)))
         fake_features.append(extractor(torch.stack(videos).permute(0, 1, 4, 2, 3)))
         if len(examples) < 4:
             examples.extend(videos[: 4 - len(examples)])
     distance = frechet_distance_from_features(torch.cat(real_features), torch.cat(fake_features))
-    scores = VariantScores(name, passed.count("1") / num_scenes, lost / num_scenes,
+    scores = VariantScores(name, passed.count("1") / num_scenes, failures["lost"] / num_scenes,
                            sum(errors) / len(errors), float(distance), num_scenes,
-                           time.perf_counter() - start, "".join(passed))
+                           time.perf_counter() - start, "".join(passed),
+                           failures["short move"] / num_scenes,
+                           failures["other moved"] / num_scenes)
     return scores, examples
 
 
@@ -273,17 +294,18 @@ def _kept_files(name: str, out: Path) -> tuple[Path, Path]:
     return scores_file, scores_file.with_suffix(".pt")
 
 
-def kept_scores(name: str, out: Path, per_scene: bool = True
+def kept_scores(name: str, out: Path, complete: bool = True
                 ) -> tuple[VariantScores, list[Tensor]] | None:
     """A variant's scores and examples as a run kept them in ``out/scores``; None when
     there are none, or when an older benchmark kept other columns (they are rescored).
-    ``per_scene=False`` also accepts scores kept before the per-scene record was."""
+    ``complete=False`` also accepts scores kept before the ``LATER_COLUMNS`` were."""
     scores_file, examples_file = _kept_files(name, out)
     if not (scores_file.exists() and examples_file.exists()):
         return None
     kept = json.loads(scores_file.read_text())
     columns = {field.name for field in fields(VariantScores)}
-    if not (set(kept) == columns or (not per_scene and set(kept) == columns - {"passed_scenes"})):
+    if not (set(kept) == columns
+            or (not complete and columns - LATER_COLUMNS <= set(kept) <= columns)):
         return None
     return VariantScores(**kept), torch.load(examples_file, weights_only=True)
 
@@ -364,7 +386,7 @@ def write_kept_table(out: Path) -> None:
     trained or scored); the rows not scored yet are named."""
     results, figure_rows, missing = [], [], []
     for name in (BASE_ROW, BUNDLED_ROW, CEILING_ROW, *VARIANTS):
-        kept = kept_scores(name, out, per_scene=False)
+        kept = kept_scores(name, out, complete=False)
         if kept is None:
             missing.append(name)
             continue

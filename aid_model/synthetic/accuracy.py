@@ -27,6 +27,11 @@ from aid_model.synthetic.world import WorldConfig
 MIN_MOVE = 4.0
 MAX_STILL_MOVE = 3.0
 
+# The ways a clip fails, in the order they are checked: the instruction names no object of
+# the first frame; an object of the first frame is not found in the last; the named object
+# moves less than MIN_MOVE the instructed way (or the wrong way); another object moves.
+FAILURES = ("no target", "lost", "short move", "other moved")
+
 
 @dataclass(frozen=True)
 class DirectionCheck:
@@ -43,6 +48,20 @@ class DirectionCheck:
     moved: float | None = None
     largest_other_move: float = 0.0
     lost: tuple[str, ...] = ()
+
+    @property
+    def failure(self) -> str | None:
+        """Which of ``FAILURES`` the clip failed by; None when it passed. The checks run in
+        that order, so a clip that lost an object counts as "lost" whatever else it did."""
+        if self.passed:
+            return None
+        if self.lost:
+            return "lost"
+        if self.moved is None:
+            return "no target"
+        if self.moved < MIN_MOVE:
+            return "short move"
+        return "other moved"
 
 
 def check_direction(
