@@ -20,6 +20,7 @@ from aid_model.demo.benchmark import (
     check_budget,
     evaluate_autoencoder_ceiling,
     evaluate_pipeline,
+    parse_weight_rows,
     scored_variant,
     train_in_parallel,
     variant_config,
@@ -218,3 +219,29 @@ def test_the_kept_table_compares_each_row_with_full_aid_scene_by_scene(tmp_path,
     assert rows["w/o DE"] == "| w/o DE | 2 | 0 | -25.0 points | 0.5 |"
     assert rows["w/o SA"] == "| w/o SA | 0 | 2 | +25.0 points | 0.5 |"
     assert "no per-scene record" in rows["w/o ME"]
+
+
+def test_weight_rows_are_named_files_and_bad_ones_are_refused(tmp_path):
+    weights = tmp_path / "aid_final.safetensors"
+    weights.write_bytes(b"")
+    assert parse_weight_rows([f"5k steps={weights}"]) == {"5k steps": weights}
+    with pytest.raises(SystemExit, match="give NAME=FILE"):
+        parse_weight_rows([str(weights)])
+    with pytest.raises(SystemExit, match=r"no file .*missing\.safetensors"):
+        parse_weight_rows([f"5k={tmp_path / 'missing.safetensors'}"])
+    with pytest.raises(SystemExit, match="'w/o DE' is taken"):
+        parse_weight_rows([f"w/o DE={weights}"])
+    with pytest.raises(SystemExit, match="'a' is taken"):
+        parse_weight_rows([f"a={weights}", f"a={weights}"])
+
+
+def test_the_kept_table_shows_weight_rows_last_and_pairs_them(tmp_path, capsys):
+    for name, record in (("5k steps", "11110000"), ("full AID (bundled)", "11000000")):
+        scored_variant(name, tmp_path, lambda name=name, record=record: (
+            VariantScores(name, record.count("1") / 8, 0.25, 0.1, 2.0, 8, 1.0, record, 0.25, 0.0),
+            [torch.rand(8, 16, 16, 3) for _ in range(2)]))
+    write_kept_table(tmp_path, ("5k steps",))
+    text = capsys.readouterr().out
+    table, paired = text.split("paired against full AID (bundled)")
+    assert table.index("| full AID (bundled) |") < table.index("| 5k steps | 50.0 % |")
+    assert "| 5k steps | 0 | 2 | +25.0 points | 0.5 |" in paired

@@ -381,11 +381,12 @@ def write_table(results: list[VariantScores], figure_rows: list[Tensor], out: Pa
     (out / "scores.json").write_text(json.dumps([s.__dict__ for s in results], indent=2))
 
 
-def write_kept_table(out: Path) -> None:
+def write_kept_table(out: Path, extra_rows: tuple[str, ...] = ()) -> None:
     """The table and figure of every row whose scores ``out/scores`` keeps (nothing is
-    trained or scored); the rows not scored yet are named."""
+    trained or scored), ``extra_rows`` (``--weights`` names) last; the rows not scored yet
+    are named."""
     results, figure_rows, missing = [], [], []
-    for name in (BASE_ROW, BUNDLED_ROW, CEILING_ROW, *VARIANTS):
+    for name in (BASE_ROW, BUNDLED_ROW, CEILING_ROW, *VARIANTS, *extra_rows):
         kept = kept_scores(name, out, complete=False)
         if kept is None:
             missing.append(name)
@@ -398,6 +399,27 @@ def write_kept_table(out: Path) -> None:
     write_table(results, figure_rows, out)
     if missing:
         print(f"not scored yet: {', '.join(missing)}")
+
+
+def parse_weight_rows(items: list[str]) -> dict[str, Path]:
+    """``--weights NAME=FILE`` items → {row name: AID weight file}; refuses a missing file,
+    an empty name or one the table already uses (its kept scores would be taken)."""
+    rows: dict[str, Path] = {}
+    taken = {BASE_ROW, BUNDLED_ROW, CEILING_ROW, *VARIANTS}
+    for item in items:
+        name, _, file = item.partition("=")
+        name = name.strip()
+        if not name or not file:
+            raise SystemExit(f"--weights {item!r}: give NAME=FILE, e.g. "
+                             "--weights \"5,000 steps=runs/aid_5k/aid_final.safetensors\"")
+        if name in taken or name in rows:
+            raise SystemExit(f"--weights {item!r}: the row name {name!r} is taken; choose "
+                             "another name")
+        if not Path(file).is_file():
+            raise SystemExit(f"--weights {item!r}: no file {file}; give an AID weight file "
+                             "(a training run's aid_final.safetensors)")
+        rows[name] = Path(file)
+    return rows
 
 
 def main() -> None:
@@ -418,6 +440,10 @@ def main() -> None:
     parser.add_argument("--kept-only", action="store_true",
                         help="train and score nothing: print the table (and write the figure) "
                         "of the rows whose scores --out keeps")
+    parser.add_argument("--weights", action="append", default=[], metavar="NAME=FILE",
+                        help="also score this AID weight file over the bundled base as a row "
+                        "named NAME, compared with the bundled row scene by scene (repeatable; "
+                        "scores are kept by name, so give a new name or --out for a new file)")
     parser.add_argument("--data-work", type=Path, default=REPO / "runs" / "demo",
                         help="make demo-train's work folder: the training set and feature "
                         "cache every variant shares (written there when missing)")
@@ -432,8 +458,9 @@ def main() -> None:
         raise SystemExit(f"--jobs {args.jobs}: give 1 or more processes")
     for name in chosen if args.train_steps else ():
         check_budget(name, args.train_steps, args.out)
+    weight_rows = parse_weight_rows(args.weights)
     if args.kept_only:
-        write_kept_table(args.out)
+        write_kept_table(args.out, tuple(weight_rows))
         return
     args.out.mkdir(parents=True, exist_ok=True)
     from aid_model.demo.load import load_demo_pipeline
@@ -460,6 +487,9 @@ def main() -> None:
         record(BUNDLED_ROW, lambda: evaluate_pipeline(demo, BUNDLED_ROW, args.scenes))
         record(CEILING_ROW, lambda: evaluate_autoencoder_ceiling(demo.components.vae,
                                                                  CEILING_ROW, args.scenes))
+    for name, weights in weight_rows.items():
+        record(name, lambda name=name, weights=weights: evaluate_pipeline(
+            variant_pipeline(weights), name, args.scenes))
     if args.train_steps:
         data_work = args.data_work.resolve()  # the same absolute paths as make demo-train's
         if not (data_work / "synthetic_train" / "annotations.jsonl").exists():
