@@ -245,3 +245,28 @@ def test_the_kept_table_shows_weight_rows_last_and_pairs_them(tmp_path, capsys):
     table, paired = text.split("paired against full AID (bundled)")
     assert table.index("| full AID (bundled) |") < table.index("| 5k steps | 50.0 % |")
     assert "| 5k steps | 0 | 2 | +25.0 points | 0.5 |" in paired
+
+
+def test_an_empty_variant_list_scores_only_the_weight_rows(tmp_path, monkeypatch, capsys):
+    """``--variants "" --weights NAME=FILE``: one process scores one candidate file while
+    another scores the rest of the table into the same --out."""
+    import aid_model.demo.benchmark as benchmark
+
+    weights = tmp_path / "aid_final.safetensors"
+    weights.write_bytes(b"")
+    scored = []
+    monkeypatch.setattr(benchmark, "variant_pipeline", lambda path: path)
+
+    def evaluate(pipeline, name, num_scenes, **kw):
+        scored.append((pipeline, name, num_scenes))
+        return (VariantScores(name, 0.5, 0.25, 0.1, 2.0, num_scenes, 1.0, "10", 0.25, 0.0),
+                [torch.rand(8, 4, 4, 3)])
+
+    monkeypatch.setattr(benchmark, "evaluate_pipeline", evaluate)
+    monkeypatch.setattr(torch, "set_num_threads", lambda threads: None)  # not this process's
+    monkeypatch.setattr("sys.argv", ["benchmark", "--scenes", "2", "--variants", "",
+                                     "--weights", f"4.5k={weights}", "--out", str(tmp_path)])
+    benchmark.main()
+    assert scored == [(weights, "4.5k", 2)]
+    assert "| 4.5k | 50.0 % | 25.0 % | 25.0 % | 0.0 % |" in capsys.readouterr().out
+    assert (tmp_path / "scores" / "4_5k.json").exists()

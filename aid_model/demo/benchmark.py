@@ -432,7 +432,8 @@ def main() -> None:
     parser.add_argument("--variants", default=None,
                         help="comma-separated subset of the retrained variants (default: all); "
                         "two processes with disjoint subsets share the work of one table, and a "
-                        "last run without --variants prints it from the kept scores")
+                        "last run without --variants prints it from the kept scores; \"\" "
+                        "for none (only the --weights rows)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="train the retrained variants in this many processes at once "
                         "(one per CPU core), then print the whole table")
@@ -449,8 +450,9 @@ def main() -> None:
                         "cache every variant shares (written there when missing)")
     args = parser.parse_args()
     torch.set_num_threads(1)  # measured faster on 2 shared cores (docs/training.md)
+    # --variants "" chooses none of them: with --weights, only those rows are scored.
     chosen = list(VARIANTS) if args.variants is None else [
-        name.strip() for name in args.variants.split(",")]
+        name.strip() for name in args.variants.split(",") if name.strip()]
     unknown = [name for name in chosen if name not in VARIANTS]
     if unknown:
         raise SystemExit(f"--variants: unknown {unknown}; choose from {list(VARIANTS)}")
