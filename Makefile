@@ -43,8 +43,8 @@ demo-train: $(STAMP)
 # The miniature's benchmark with the paper's ablations (docs/results.md): every variant
 # retrained at the bundled model's budget, two at a time (one per core), then the whole
 # table and figure. Resumable: run it again after an interruption. Seven trainings of
-# ≈ 85 min, two at a time: about 6 h on 2 CPU cores.
-ABLATION_STEPS ?= 3000
+# ≈ 2 h (4,500 steps, one core each), two at a time: about 8–9 h on 2 CPU cores.
+ABLATION_STEPS ?= 4500
 .PHONY: demo-ablations
 demo-ablations: $(STAMP)
 	$(PY) -m aid_model.demo.benchmark --scenes 200 --train-steps $(ABLATION_STEPS) --jobs 2 \
