@@ -21,6 +21,7 @@ from aid_model.demo.benchmark import (
     evaluate_autoencoder_ceiling,
     evaluate_pipeline,
     parse_weight_rows,
+    row_inputs,
     scored_variant,
     train_in_parallel,
     variant_config,
@@ -184,7 +185,7 @@ def test_the_kept_table_prints_what_was_scored_and_names_the_rest(tmp_path, caps
             if line.startswith("| ") and not line.startswith("| variant")]
     assert rows == ["base alone (no text)", "w/o DE"]  # table order, not scoring order
     assert "not scored yet: full AID (bundled), ground truth through the VAE" in text
-    assert "w/o DE" not in text.split("not scored yet:")[1]
+    assert "w/o DE" not in text.split("not scored yet:")[1].splitlines()[0]
     assert "paired against" not in text  # no full AID row to pair with
     assert (tmp_path / "rollouts.png").stat().st_size > 0
     assert [row["name"] for row in json.loads((tmp_path / "scores.json").read_text())] == rows
@@ -240,7 +241,7 @@ def test_the_kept_table_shows_weight_rows_last_and_pairs_them(tmp_path, capsys):
         scored_variant(name, tmp_path, lambda name=name, record=record: (
             VariantScores(name, record.count("1") / 8, 0.25, 0.1, 2.0, 8, 1.0, record, 0.25, 0.0),
             [torch.rand(8, 16, 16, 3) for _ in range(2)]))
-    write_kept_table(tmp_path, ("5k steps",))
+    write_kept_table(tmp_path, {"5k steps": tmp_path / "aid_5k.safetensors"})
     text = capsys.readouterr().out
     table, paired = text.split("paired against full AID (bundled)")
     assert table.index("| full AID (bundled) |") < table.index("| 5k steps | 50.0 % |")
@@ -270,3 +271,58 @@ def test_an_empty_variant_list_scores_only_the_weight_rows(tmp_path, monkeypatch
     assert scored == [(weights, "4.5k", 2)]
     assert "| 4.5k | 50.0 % | 25.0 % | 25.0 % | 0.0 % |" in capsys.readouterr().out
     assert (tmp_path / "scores" / "4_5k.json").exists()
+
+
+def test_kept_scores_of_other_inputs_are_scored_again(tmp_path):
+    """A rebuilt model, a retrained weight file or another --scenes must not reuse a row."""
+    calls, inputs = [], ["files A"]
+
+    def score():
+        calls.append(1)
+        return (VariantScores("5k", 0.5, 0.25, 0.1, 2.0, 4, 1.0, "1010", 0.25, 0.0),
+                [torch.rand(8, 4, 4, 3)])
+
+    scored_variant("5k", tmp_path, score, lambda: inputs[0])
+    scored_variant("5k", tmp_path, score, lambda: inputs[0])
+    assert calls == [1]
+    inputs[0] = "files B"
+    kept, _ = scored_variant("5k", tmp_path, score, lambda: inputs[0])
+    assert calls == [1, 1] and kept.inputs == "files B"
+    assert json.loads((tmp_path / "scores" / "5k.json").read_text())["inputs"] == "files B"
+
+
+def test_row_inputs_follow_file_contents_and_the_number_of_scenes(tmp_path):
+    from aid_model.demo.paths import AID_FILE, DEMO_DIR
+
+    weights = tmp_path / "aid.safetensors"
+    bundled = (DEMO_DIR / AID_FILE).read_bytes()
+    weights.write_bytes(bundled)
+    rows = {"candidate": weights}
+    first = row_inputs("candidate", 200, tmp_path, rows)
+    # The same bytes under another name are the bundled row: nothing to score again.
+    assert first == row_inputs("full AID (bundled)", 200, tmp_path, rows)
+    assert first != row_inputs("candidate", 50, tmp_path, rows)
+    weights.write_bytes(bundled[:-1] + bytes([bundled[-1] ^ 1]))  # same size, retrained
+    assert row_inputs("candidate", 200, tmp_path, rows) != first
+    # A variant not trained yet has no weights; once trained, its file counts.
+    untrained = row_inputs("w/o DE", 200, tmp_path, rows)
+    (tmp_path / "wo_DE").mkdir()
+    (tmp_path / "wo_DE" / "aid_final.safetensors").write_bytes(b"trained")
+    assert row_inputs("w/o DE", 200, tmp_path, rows) != untrained
+    assert row_inputs("base alone (no text)", 200, tmp_path, rows) != row_inputs(
+        "ground truth through the VAE (ceiling)", 200, tmp_path, rows)
+
+
+def test_the_kept_table_names_rows_scored_from_other_files(tmp_path, capsys):
+    weights = tmp_path / "aid_5k.safetensors"
+    weights.write_bytes(b"first")
+    rows = {"5k steps": weights}
+    scored_variant("5k steps", tmp_path, lambda: (
+        VariantScores("5k steps", 0.5, 0.25, 0.1, 2.0, 8, 1.0, "11110000", 0.25, 0.0),
+        [torch.rand(8, 16, 16, 3) for _ in range(2)]),
+        lambda: row_inputs("5k steps", 8, tmp_path, rows))
+    write_kept_table(tmp_path, rows)
+    assert "scored from other files" not in capsys.readouterr().out
+    weights.write_bytes(b"other")
+    write_kept_table(tmp_path, rows)
+    assert capsys.readouterr().out.splitlines()[-1].endswith("scores them again): 5k steps")

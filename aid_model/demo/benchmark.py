@@ -28,7 +28,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import torch
@@ -91,7 +91,8 @@ class VariantScores:
     ``short_moves`` and ``others_moved``: the shares of clips that kept every object but
     moved the named one less than 4 px the instructed way, or moved another one (None: kept
     by a benchmark that did not count them); with ``objects_lost`` and the accuracy they sum
-    to 1."""
+    to 1. ``inputs``: the fingerprint of what the row was scored from (``row_inputs``; None:
+    kept by a benchmark that did not record it)."""
 
     name: str
     direction_accuracy: float
@@ -103,6 +104,7 @@ class VariantScores:
     passed_scenes: str | None = None
     short_moves: float | None = None
     others_moved: float | None = None
+    inputs: str | None = None
 
     def row(self) -> str:
         return (f"| {self.name} | {100 * self.direction_accuracy:.1f} % | "
@@ -117,7 +119,7 @@ def _percent(share: float | None) -> str:
 
 # Columns a benchmark before them did not keep: such rows are shown, and scored again
 # when a benchmark run needs them (``kept_scores``).
-LATER_COLUMNS = frozenset({"passed_scenes", "short_moves", "others_moved"})
+LATER_COLUMNS = frozenset({"passed_scenes", "short_moves", "others_moved", "inputs"})
 
 # The random features are means over space and time, so distances are small: shown × 10³.
 TABLE_HEADER = ("| variant | direction accuracy | objects lost | short or wrong-way move "
@@ -294,11 +296,12 @@ def _kept_files(name: str, out: Path) -> tuple[Path, Path]:
     return scores_file, scores_file.with_suffix(".pt")
 
 
-def kept_scores(name: str, out: Path, complete: bool = True
+def kept_scores(name: str, out: Path, complete: bool = True, inputs: str | None = None
                 ) -> tuple[VariantScores, list[Tensor]] | None:
     """A variant's scores and examples as a run kept them in ``out/scores``; None when
-    there are none, or when an older benchmark kept other columns (they are rescored).
-    ``complete=False`` also accepts scores kept before the ``LATER_COLUMNS`` were."""
+    there are none, when an older benchmark kept other columns, or when ``inputs`` is given
+    and they were scored from other inputs (all three are scored again). ``complete=False``
+    also accepts scores kept before the ``LATER_COLUMNS`` were."""
     scores_file, examples_file = _kept_files(name, out)
     if not (scores_file.exists() and examples_file.exists()):
         return None
@@ -307,17 +310,24 @@ def kept_scores(name: str, out: Path, complete: bool = True
     if not (set(kept) == columns
             or (not complete and columns - LATER_COLUMNS <= set(kept) <= columns)):
         return None
+    if inputs is not None and kept.get("inputs") != inputs:
+        return None
     return VariantScores(**kept), torch.load(examples_file, weights_only=True)
 
 
-def scored_variant(name: str, out: Path, score: Callable[[], tuple[VariantScores, list[Tensor]]]
-                   ) -> tuple[VariantScores, list[Tensor]]:
+def scored_variant(name: str, out: Path, score: Callable[[], tuple[VariantScores, list[Tensor]]],
+                   inputs: Callable[[], str] | None = None) -> tuple[VariantScores, list[Tensor]]:
     """``score()``'s result, kept in ``out/scores/<slug>.json`` and ``.pt`` (examples) so that
-    an interrupted or split run (``--variants``) never scores a variant twice."""
-    kept = kept_scores(name, out)
+    an interrupted or split run (``--variants``) never scores a variant twice. ``inputs()``
+    fingerprints what the row is scored from: kept scores of other inputs (a rebuilt model,
+    a retrained weight file, another ``--scenes``) are scored again, not reused. It is asked
+    again after ``score()``, which may have trained the weights it covers."""
+    kept = kept_scores(name, out, inputs=inputs() if inputs else None)
     if kept is not None:
         return kept
     scores, examples = score()
+    if inputs is not None:
+        scores = replace(scores, inputs=inputs())
     scores_file, examples_file = _kept_files(name, out)
     scores_file.parent.mkdir(parents=True, exist_ok=True)
     torch.save(examples, examples_file)
@@ -328,6 +338,31 @@ def scored_variant(name: str, out: Path, score: Callable[[], tuple[VariantScores
 BASE_ROW = "base alone (no text)"
 BUNDLED_ROW = "full AID (bundled)"
 CEILING_ROW = "ground truth through the VAE (ceiling)"
+
+
+def row_inputs(name: str, scenes: int, out: Path, weight_rows: dict[str, Path]) -> str:
+    """The fingerprint of what row ``name`` is scored from: its model files by content
+    (``file_identity``; a retrained variant's weights under ``out``, None before they are
+    trained), the sampling options and the number of scenes. A file copied elsewhere keeps
+    its fingerprint, so a ``--weights`` file later bundled matches the bundled row."""
+    from aid_model.demo.paths import AID_FILE, DEMO_DIR, SVD_DIR, TEXT_ENCODER_DIR
+    from aid_model.evaluate.identity import file_identity, fingerprint
+    from aid_model.train import FINAL_WEIGHTS
+
+    svd = DEMO_DIR / SVD_DIR
+    if name == BASE_ROW:
+        files, options = {"svd": svd}, replace(DEMO_OPTIONS, text_scale=0.0)
+    elif name == CEILING_ROW:
+        files, options = {"vae": svd / "vae"}, None
+    else:
+        aid = (DEMO_DIR / AID_FILE if name == BUNDLED_ROW else weight_rows.get(name)
+               or out / variant_slug(name) / FINAL_WEIGHTS)
+        files = {"svd": svd, "text_encoder": DEMO_DIR / TEXT_ENCODER_DIR, "aid": aid}
+        options = DEMO_OPTIONS
+    return fingerprint({"scenes": scenes,
+                        "files": {part: file_identity(path) if path.exists() else None
+                                  for part, path in files.items()},
+                        "options": asdict(options) if options else None})
 
 
 PAIRED_HEADER = ("| variant | scenes only full AID passes | scenes only this row passes "
@@ -381,24 +416,32 @@ def write_table(results: list[VariantScores], figure_rows: list[Tensor], out: Pa
     (out / "scores.json").write_text(json.dumps([s.__dict__ for s in results], indent=2))
 
 
-def write_kept_table(out: Path, extra_rows: tuple[str, ...] = ()) -> None:
+def write_kept_table(out: Path, weight_rows: dict[str, Path] | None = None) -> None:
     """The table and figure of every row whose scores ``out/scores`` keeps (nothing is
-    trained or scored), ``extra_rows`` (``--weights`` names) last; the rows not scored yet
-    are named."""
-    results, figure_rows, missing = [], [], []
-    for name in (BASE_ROW, BUNDLED_ROW, CEILING_ROW, *VARIANTS, *extra_rows):
+    trained or scored), the ``weight_rows`` (``--weights``) last; the rows not scored yet
+    are named, and so are the rows scored from other files or settings than the current
+    ones (a benchmark run would score them again)."""
+    weight_rows = weight_rows or {}
+    results, figure_rows, missing, stale = [], [], [], []
+    for name in (BASE_ROW, BUNDLED_ROW, CEILING_ROW, *VARIANTS, *weight_rows):
         kept = kept_scores(name, out, complete=False)
         if kept is None:
             missing.append(name)
             continue
         results.append(kept[0])
         figure_rows.extend(kept[1][:2])
+        if kept[0].inputs != row_inputs(name, kept[0].scenes, out, weight_rows):
+            stale.append(name)
     if not results:
         raise SystemExit(f"--kept-only: no scores kept in {out / 'scores'}; run the benchmark "
                          "with the same --out first")
     write_table(results, figure_rows, out)
     if missing:
         print(f"not scored yet: {', '.join(missing)}")
+    if stale:
+        print("scored from other files or settings than the current ones, or before those "
+              "were recorded (a benchmark run with this --out scores them again): "
+              f"{', '.join(stale)}")
 
 
 def parse_weight_rows(items: list[str]) -> dict[str, Path]:
@@ -444,7 +487,8 @@ def main() -> None:
     parser.add_argument("--weights", action="append", default=[], metavar="NAME=FILE",
                         help="also score this AID weight file over the bundled base as a row "
                         "named NAME, compared with the bundled row scene by scene (repeatable; "
-                        "scores are kept by name, so give a new name or --out for a new file)")
+                        "scores are kept by name with a fingerprint of the files they came "
+                        "from: a changed file is scored again)")
     parser.add_argument("--data-work", type=Path, default=REPO / "runs" / "demo",
                         help="make demo-train's work folder: the training set and feature "
                         "cache every variant shares (written there when missing)")
@@ -462,7 +506,7 @@ def main() -> None:
         check_budget(name, args.train_steps, args.out)
     weight_rows = parse_weight_rows(args.weights)
     if args.kept_only:
-        write_kept_table(args.out, tuple(weight_rows))
+        write_kept_table(args.out, weight_rows)
         return
     args.out.mkdir(parents=True, exist_ok=True)
     from aid_model.demo.load import load_demo_pipeline
@@ -474,7 +518,8 @@ def main() -> None:
     results, figure_rows = [], []
 
     def record(name: str, score: Callable[[], tuple[VariantScores, list[Tensor]]]) -> None:
-        scores, examples = scored_variant(name, args.out, score)
+        scores, examples = scored_variant(
+            name, args.out, score, lambda: row_inputs(name, args.scenes, args.out, weight_rows))
         results.append(scores)
         figure_rows.extend(examples[:2])
         print(scores.row(), flush=True)

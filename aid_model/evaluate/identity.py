@@ -15,7 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-FORMAT = 1
+# 2: a folder's identity covers its files' contents, not only their names and sizes.
+FORMAT = 2
 # Bytes read from each end of a file: enough to tell weight files apart (a retrained file
 # differs in every tensor) without reading a 9 GB SVD checkpoint in full.
 _EDGE_BYTES = 1 << 20
@@ -26,18 +27,19 @@ def file_identity(path: str | Path | None) -> dict[str, Any] | None:
 
     File: its size and the SHA-256 of (size, first MiB, last MiB); a whole-file hash for
     files up to 2 MiB. Folder (a diffusers or transformers model): the SHA-256 of its
-    listing (relative names and sizes). None for None.
+    listing, each file's relative name with its own identity, so that a model retrained
+    with the same shapes (the same names and sizes) is told apart. None for None.
     """
     if path is None:
         return None
     path = Path(path)
     if path.is_dir():
         entries = sorted(
-            (entry.relative_to(path).as_posix(), entry.stat().st_size)
+            (entry.relative_to(path).as_posix(), file_identity(entry))
             for entry in path.rglob("*")
             if entry.is_file()
         )
-        listing = json.dumps(entries).encode()
+        listing = json.dumps(entries, sort_keys=True).encode()
         return {"folder": True, "files": len(entries),
                 "listing_sha256": hashlib.sha256(listing).hexdigest()}
     size = path.stat().st_size
