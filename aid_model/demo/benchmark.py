@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from aid_model.demo.load import DEMO_OPTIONS
+from aid_model.demo.load import DEMO_OPTIONS, demo_files
 from aid_model.demo.train_all import REPO
 from aid_model.synthetic import SyntheticClip, SyntheticClipDataset
 from aid_model.synthetic.accuracy import check_direction
@@ -238,13 +238,19 @@ def check_budget(name: str, steps: int, work: Path) -> None:
 
 def train_variant(name: str, steps: int, work: Path, data_work: Path) -> Path:
     """Trains one variant (``variant_config``), resumable; returns its EMA weight file."""
-    from aid_model.train import FINAL_WEIGHTS, train
+    from aid_model.train import train
 
-    config = variant_config(name, steps, work, data_work)
-    weights = Path(config.output_dir) / FINAL_WEIGHTS
+    weights = variant_weights(name, work)
     if not weights.exists():
-        train(config, resume="auto")
+        train(variant_config(name, steps, work, data_work), resume="auto")
     return weights
+
+
+def variant_weights(name: str, work: Path) -> Path:
+    """Where a retrained variant's EMA weights are (``variant_config``'s output folder)."""
+    from aid_model.train import FINAL_WEIGHTS
+
+    return work / variant_slug(name) / FINAL_WEIGHTS
 
 
 def train_in_parallel(names: list[str], jobs: int, args: argparse.Namespace,
@@ -338,6 +344,8 @@ def scored_variant(name: str, out: Path, score: Callable[[], tuple[VariantScores
 BASE_ROW = "base alone (no text)"
 BUNDLED_ROW = "full AID (bundled)"
 CEILING_ROW = "ground truth through the VAE (ceiling)"
+# The base row: the bundled sampling settings without text guidance (the base has no text).
+BASE_OPTIONS = DEMO_OPTIONS.with_(text_scale=0.0)
 
 
 def row_inputs(name: str, scenes: int, out: Path, weight_rows: dict[str, Path]) -> str:
@@ -345,20 +353,17 @@ def row_inputs(name: str, scenes: int, out: Path, weight_rows: dict[str, Path]) 
     (``file_identity``; a retrained variant's weights under ``out``, None before they are
     trained), the sampling options and the number of scenes. A file copied elsewhere keeps
     its fingerprint, so a ``--weights`` file later bundled matches the bundled row."""
-    from aid_model.demo.paths import AID_FILE, DEMO_DIR, SVD_DIR, TEXT_ENCODER_DIR
     from aid_model.evaluate.identity import file_identity, fingerprint
-    from aid_model.train import FINAL_WEIGHTS
 
-    svd = DEMO_DIR / SVD_DIR
+    bundled = demo_files()
     if name == BASE_ROW:
-        files, options = {"svd": svd}, replace(DEMO_OPTIONS, text_scale=0.0)
+        files, options = {"svd": bundled["svd"]}, BASE_OPTIONS
     elif name == CEILING_ROW:
-        files, options = {"vae": svd / "vae"}, None
+        files, options = {"vae": bundled["svd"] / "vae"}, None
     else:
-        aid = (DEMO_DIR / AID_FILE if name == BUNDLED_ROW else weight_rows.get(name)
-               or out / variant_slug(name) / FINAL_WEIGHTS)
-        files = {"svd": svd, "text_encoder": DEMO_DIR / TEXT_ENCODER_DIR, "aid": aid}
-        options = DEMO_OPTIONS
+        if name != BUNDLED_ROW:
+            bundled["aid"] = weight_rows.get(name) or variant_weights(name, out)
+        files, options = bundled, DEMO_OPTIONS
     return fingerprint({"scenes": scenes,
                         "files": {part: file_identity(path) if path.exists() else None
                                   for part, path in files.items()},
@@ -528,7 +533,7 @@ def main() -> None:
         demo = load_demo_pipeline()
         # The stage-1 base alone, loaded afresh: the demo's UNet carries AID's adapters.
         base = AIDPipeline(load_svd(DEMO_DIR / SVD_DIR))
-        base_options = DEMO_OPTIONS.with_(num_frames=demo.aid.config.num_frames, text_scale=0.0)
+        base_options = BASE_OPTIONS.with_(num_frames=demo.aid.config.num_frames)
         record(BASE_ROW, lambda: evaluate_pipeline(base, BASE_ROW, args.scenes,
                                                    options=base_options))
         record(BUNDLED_ROW, lambda: evaluate_pipeline(demo, BUNDLED_ROW, args.scenes))
