@@ -12,8 +12,8 @@ from aid_model.pipeline.options import PredictionOptions
 
 # Sampling settings the miniature was evaluated with (docs/results.md). s_f 2.0 / s_t 3.5
 # replaced 1.5 / 3.0 on 2026-12-06: 79.0 / 80.0 % against 77.0 / 78.0 % on two sets of 200
-# held-out scenes, fewer objects lost on both; below s_f 1.5 objects are lost, above 2.5
-# moves fall short.
+# held-out scenes, fewer objects lost on both. Less frame guidance loses objects; more,
+# without more text guidance, leaves the moves short.
 DEMO_OPTIONS = PredictionOptions(
     height=configs.IMAGE_SIZE,
     width=configs.IMAGE_SIZE,
