@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 
 import pytest
 import torch
@@ -20,6 +21,7 @@ from aid_model.demo.benchmark import (
     check_budget,
     evaluate_autoencoder_ceiling,
     evaluate_pipeline,
+    kind_rows,
     parse_weight_rows,
     row_inputs,
     scored_variant,
@@ -28,7 +30,9 @@ from aid_model.demo.benchmark import (
     write_kept_table,
 )
 from aid_model.demo.load import DEMO_OPTIONS
+from aid_model.demo.sampling_rows import parse_sampling_rows
 from aid_model.synthetic import SyntheticClipDataset
+from aid_model.synthetic.lookalike import has_lookalike, lookalike_scenes
 
 WORLD_SIZED = AIDConfig(num_frames=8, num_states=4, dqformer_heads=4)
 
@@ -326,3 +330,72 @@ def test_the_kept_table_names_rows_scored_from_other_files(tmp_path, capsys):
     weights.write_bytes(b"other")
     write_kept_table(tmp_path, rows)
     assert capsys.readouterr().out.splitlines()[-1].endswith("scores them again): 5k steps")
+
+
+def test_rows_are_split_into_look_alike_scenes_and_the_others(capsys):
+    kinds = lookalike_scenes(40)
+    assert kinds == lookalike_scenes(40, "heldout", 0) and set(kinds) == {"0", "1"}
+    dataset = SyntheticClipDataset(40, split="heldout")
+    assert kinds == "".join("1" if has_lookalike(dataset.clip(i)) else "0" for i in range(40))
+    # A model that fails exactly the look-alike scenes, and one without a per-scene record.
+    failing = "".join("0" if kind == "1" else "1" for kind in kinds)
+    looks = kinds.count("1")
+    rows = kind_rows([VariantScores("colour only", 0.5, 0.0, 0.1, 1.0, 40, 1.0, failing),
+                      VariantScores("old", 0.5, 0.0, 0.1, 1.0, 40, 1.0)])
+    assert rows == [f"| colour only | 0.0 % (0 / {looks}) | 100.0 % ({40 - looks} / "
+                    f"{40 - looks}) |", "| old | — | — |"]
+
+
+def test_sampling_rows_change_only_the_named_settings_and_refuse_bad_ones():
+    taken = ["full AID (bundled)", "5k"]
+    rows = parse_sampling_rows(["s_f 2.5=frame_scale=2.5, text_scale=4",
+                                "late=guidance_interval=0:1,sampler=heun,steps=30",
+                                "no ramp=frame_scale_first=none"], DEMO_OPTIONS, taken)
+    assert rows["s_f 2.5"] == DEMO_OPTIONS.with_(frame_scale=2.5, text_scale=4.0)
+    assert rows["late"] == DEMO_OPTIONS.with_(guidance_interval=(0.0, 1.0), sampler="heun",
+                                              steps=30)
+    assert rows["no ramp"] == DEMO_OPTIONS.with_(frame_scale_first=None)
+    refused = {
+        "s_f": "give NAME=KEY=VALUE",
+        "5k=steps=10": "'5k' is taken",
+        "a=seed=3": "'seed' is not a setting a row may change",
+        "a=frame_scale=high": "frame_scale='high' is not a float",
+        "a=guidance_interval=0.3": "is not a LO:HI, e.g. 0.3:1000 or none",
+        "a=sampler=rk4": "unknown sampler 'rk4'",
+        "a=steps=0": "steps must be >= 1",
+    }
+    for item, message in refused.items():
+        with pytest.raises(SystemExit, match=re.escape(message)):
+            parse_sampling_rows([item], DEMO_OPTIONS, taken)
+    with pytest.raises(SystemExit, match="'a' is taken"):
+        parse_sampling_rows(["a=steps=10", "a=steps=12"], DEMO_OPTIONS, taken)
+
+
+def test_sampling_rows_score_the_bundled_model_with_their_options(tmp_path, monkeypatch,
+                                                                  capsys):
+    import aid_model.demo.benchmark as benchmark
+    import aid_model.demo.load as load
+
+    scored = []
+    monkeypatch.setattr(load, "load_demo_pipeline", lambda: "bundled pipeline")
+
+    def evaluate(pipeline, name, num_scenes, **kw):
+        scored.append((pipeline, name, kw.get("options")))
+        return (VariantScores(name, 0.5, 0.25, 0.1, 2.0, num_scenes, 1.0, "10", 0.25, 0.0),
+                [torch.rand(8, 4, 4, 3)])
+
+    monkeypatch.setattr(benchmark, "evaluate_pipeline", evaluate)
+    monkeypatch.setattr(torch, "set_num_threads", lambda threads: None)
+    argv = ["benchmark", "--scenes", "2", "--variants", "", "--out", str(tmp_path),
+            "--sampling", "s_t 4=text_scale=4"]
+    monkeypatch.setattr("sys.argv", argv)
+    benchmark.main()
+    assert scored == [("bundled pipeline", "s_t 4", DEMO_OPTIONS.with_(text_scale=4.0))]
+    # Kept under its options' fingerprint: the same row is not scored twice, another
+    # setting under the same name is.
+    benchmark.main()
+    assert len(scored) == 1
+    monkeypatch.setattr("sys.argv", [*argv[:-1], "s_t 4=text_scale=4.5"])
+    benchmark.main()
+    assert scored[-1][2] == DEMO_OPTIONS.with_(text_scale=4.5)
+    assert "| s_t 4 | 50.0 % |" in capsys.readouterr().out

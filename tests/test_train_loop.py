@@ -12,7 +12,7 @@ import torch
 from safetensors import safe_open
 from test_train_support import SquareClips, svd_fixture, tiny_config
 
-from aid_model.aid import attach_aid_from_file, trainable_parameters
+from aid_model.aid import AIDWeightsError, attach_aid_from_file, trainable_parameters
 from aid_model.svd import load_svd
 from aid_model.train import ConfigError, Trainer, build_config, train
 from aid_model.train.data import IndexedDataset, collate_training
@@ -240,3 +240,35 @@ def test_clips_of_the_wrong_length_are_refused_with_the_fix(tmp_path):
     with pytest.raises(ValueError, match="fewer than one global batch"):
         train(build_config(tiny_config(tmp_path, loader={"batch_size": 4})),
               dataset=SquareClips(3))
+
+
+def test_a_run_starts_from_a_trained_weight_file_when_asked(tmp_path):
+    first = train(build_config(tiny_config(tmp_path / "first", optim={"max_steps": 3})),
+                  dataset=SquareClips())
+    started = tiny_config(tmp_path / "second", optim={"max_steps": 3},
+                          model={"aid_weights": str(first.final_weights)})
+    trainer = Trainer(build_config(started), dataset=SquareClips())
+    trainer.setup()
+    try:
+        # The trained parameters, AdamW's starting point and the EMA all begin at the file.
+        with safe_open(str(first.final_weights), "pt") as f:
+            for name, parameter in trainer.parameters.items():
+                assert torch.equal(parameter.detach(), f.get_tensor(name)), name
+                assert torch.equal(trainer.ema.shadow[name], f.get_tensor(name)), name
+        fresh = Trainer(build_config(tiny_config(tmp_path / "fresh")), dataset=SquareClips())
+        fresh.setup()
+        try:  # the file's weights are not the fresh initialisation (zero output projections)
+            assert any(not torch.equal(p, trainer.parameters[n])
+                       for n, p in fresh.parameters.items())
+        finally:
+            fresh.close()
+    finally:
+        trainer.close()
+
+    missing = tiny_config(tmp_path / "missing", model={"aid_weights": str(tmp_path / "no.st")})
+    with pytest.raises(FileNotFoundError, match=r"model.aid_weights: .*no.st does not exist"):
+        train(build_config(missing), dataset=SquareClips())
+    other = tiny_config(tmp_path / "other", model={"aid_weights": str(first.final_weights)},
+                        aid={"queries_per_frame": 4})
+    with pytest.raises(AIDWeightsError, match="another AIDConfig"):
+        train(build_config(other), dataset=SquareClips())

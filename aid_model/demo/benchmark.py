@@ -10,12 +10,16 @@ frame, the instruction and the states the world's stand-in VLM writes from that 
   named object, another object moved (``aid_model.synthetic.accuracy.FAILURES``);
 - mean pixel error against the ground-truth clip (frames after the given one);
 - an FVD-style distance: the Fréchet distance of clip features from a fixed, seeded,
-  random 3-D convolutional network (no I3D weights exist here), real vs predicted.
+  random 3-D convolutional network (no I3D weights exist here), real vs predicted;
+- the accuracy on the look-alike scenes (another object has the named object's colour, so
+  only the shape word tells them apart) and on the others (``kind_rows``).
 
 Variants: the base alone (no text: direction ≈ chance), full AID, and the paper's
 ablations, each trained by the same trainer with the same budget
 (``python -m aid_model.demo.benchmark``); and the ground truth through the miniature's VAE,
-the ceiling no generator in its latent space can pass.
+the ceiling no generator in its latent space can pass. ``--weights NAME=FILE`` scores
+another AID weight file and ``--sampling NAME=KEY=VALUE,…`` the bundled model with other
+sampling settings, each as a row compared with the bundled one scene by scene.
 """
 
 from __future__ import annotations
@@ -35,7 +39,9 @@ import torch
 from torch import Tensor, nn
 
 from aid_model.demo.load import DEMO_OPTIONS, demo_files
+from aid_model.demo.sampling_rows import parse_sampling_rows
 from aid_model.demo.train_all import REPO
+from aid_model.pipeline.options import PredictionOptions
 from aid_model.synthetic import SyntheticClip, SyntheticClipDataset
 from aid_model.synthetic.accuracy import check_direction
 from aid_model.synthetic.prompter import SyntheticStatePrompter
@@ -348,11 +354,13 @@ CEILING_ROW = "ground truth through the VAE (ceiling)"
 BASE_OPTIONS = DEMO_OPTIONS.with_(text_scale=0.0)
 
 
-def row_inputs(name: str, scenes: int, out: Path, weight_rows: dict[str, Path]) -> str:
+def row_inputs(name: str, scenes: int, out: Path, weight_rows: dict[str, Path],
+               sampling_rows: dict[str, PredictionOptions] | None = None) -> str:
     """The fingerprint of what row ``name`` is scored from: its model files by content
     (``file_identity``; a retrained variant's weights under ``out``, None before they are
     trained), the sampling options and the number of scenes. A file copied elsewhere keeps
-    its fingerprint, so a ``--weights`` file later bundled matches the bundled row."""
+    its fingerprint, so a ``--weights`` file later bundled matches the bundled row; a
+    ``--sampling`` row (``sampling_rows``) is the bundled model with its own options."""
     from aid_model.evaluate.identity import file_identity, fingerprint
 
     bundled = demo_files()
@@ -360,6 +368,8 @@ def row_inputs(name: str, scenes: int, out: Path, weight_rows: dict[str, Path]) 
         files, options = {"svd": bundled["svd"]}, BASE_OPTIONS
     elif name == CEILING_ROW:
         files, options = {"vae": bundled["svd"] / "vae"}, None
+    elif sampling_rows and name in sampling_rows:
+        files, options = bundled, sampling_rows[name]
     else:
         if name != BUNDLED_ROW:
             bundled["aid"] = weight_rows.get(name) or variant_weights(name, out)
@@ -398,12 +408,46 @@ def paired_rows(results: list[VariantScores]) -> list[str]:
     return rows
 
 
+KIND_HEADER = ("| variant | look-alike scenes | other scenes |\n|---|---|---|")
+
+
+def kind_rows(results: list[VariantScores]) -> list[str]:
+    """Each row's direction accuracy on the look-alike scenes (the named object shares its
+    colour with another object, so only the shape word tells them apart:
+    ``aid_model.synthetic.lookalike``) and on the others, from its per-scene record, as
+    Markdown rows under ``KIND_HEADER``. The benchmark's scenes are those of seed 0."""
+    from aid_model.synthetic.lookalike import lookalike_scenes
+
+    kinds_of: dict[int, str] = {}
+    rows = []
+    for scores in results:
+        if not scores.passed_scenes:
+            rows.append(f"| {scores.name} | — | — |")
+            continue
+        if scores.scenes not in kinds_of:
+            kinds_of[scores.scenes] = lookalike_scenes(scores.scenes)
+        kinds = kinds_of[scores.scenes]
+        cells = []
+        for kind in "10":
+            chosen = [p for p, k in zip(scores.passed_scenes, kinds, strict=True) if k == kind]
+            passed = chosen.count("1")
+            share = f"{100 * passed / len(chosen):.1f} %" if chosen else "—"
+            cells.append(f"{share} ({passed} / {len(chosen)})")
+        rows.append(f"| {scores.name} | {cells[0]} | {cells[1]} |")
+    return rows
+
+
 def print_table(results: list[VariantScores]) -> None:
-    """The Markdown table, then each row against full AID scene by scene when the kept
-    scores allow it."""
+    """The Markdown table, the accuracy on look-alike scenes and on the others, then each
+    row against full AID scene by scene when the kept scores allow it."""
     print(TABLE_HEADER)
     for scores in results:
         print(scores.row())
+    if any(scores.passed_scenes for scores in results):
+        print("\ndirection accuracy by scene kind (look-alike: another object has the named "
+              "object's colour):")
+        print(KIND_HEADER)
+        print("\n".join(kind_rows(results)))
     paired = paired_rows(results)
     if paired:
         print(f"\npaired against {BUNDLED_ROW}, on the same scenes and seeds:")
@@ -421,21 +465,25 @@ def write_table(results: list[VariantScores], figure_rows: list[Tensor], out: Pa
     (out / "scores.json").write_text(json.dumps([s.__dict__ for s in results], indent=2))
 
 
-def write_kept_table(out: Path, weight_rows: dict[str, Path] | None = None) -> None:
+def write_kept_table(out: Path, weight_rows: dict[str, Path] | None = None,
+                     sampling_rows: dict[str, PredictionOptions] | None = None) -> None:
     """The table and figure of every row whose scores ``out/scores`` keeps (nothing is
-    trained or scored), the ``weight_rows`` (``--weights``) last; the rows not scored yet
-    are named, and so are the rows scored from other files or settings than the current
-    ones (a benchmark run would score them again)."""
+    trained or scored), the ``weight_rows`` (``--weights``) and ``sampling_rows``
+    (``--sampling``) last; the rows not scored yet are named, and so are the rows scored
+    from other files or settings than the current ones (a benchmark run would score them
+    again)."""
     weight_rows = weight_rows or {}
+    sampling_rows = sampling_rows or {}
     results, figure_rows, missing, stale = [], [], [], []
-    for name in (BASE_ROW, BUNDLED_ROW, CEILING_ROW, *VARIANTS, *weight_rows):
+    for name in (BASE_ROW, BUNDLED_ROW, CEILING_ROW, *VARIANTS, *weight_rows, *sampling_rows):
         kept = kept_scores(name, out, complete=False)
         if kept is None:
             missing.append(name)
             continue
         results.append(kept[0])
         figure_rows.extend(kept[1][:2])
-        if kept[0].inputs != row_inputs(name, kept[0].scenes, out, weight_rows):
+        if kept[0].inputs != row_inputs(name, kept[0].scenes, out, weight_rows,
+                                        sampling_rows):
             stale.append(name)
     if not results:
         raise SystemExit(f"--kept-only: no scores kept in {out / 'scores'}; run the benchmark "
@@ -494,6 +542,12 @@ def main() -> None:
                         "named NAME, compared with the bundled row scene by scene (repeatable; "
                         "scores are kept by name with a fingerprint of the files they came "
                         "from: a changed file is scored again)")
+    parser.add_argument("--sampling", action="append", default=[],
+                        metavar="NAME=KEY=VALUE[,KEY=VALUE…]",
+                        help="also score the bundled model sampled with these settings "
+                        "changed from the demo's (PredictionOptions fields, e.g. "
+                        "\"s_f 2.5=frame_scale=2.5,text_scale=4\") as a row named NAME, "
+                        "compared with the bundled row scene by scene (repeatable)")
     parser.add_argument("--data-work", type=Path, default=REPO / "runs" / "demo",
                         help="make demo-train's work folder: the training set and feature "
                         "cache every variant shares (written there when missing)")
@@ -510,8 +564,10 @@ def main() -> None:
     for name in chosen if args.train_steps else ():
         check_budget(name, args.train_steps, args.out)
     weight_rows = parse_weight_rows(args.weights)
+    sampling_rows = parse_sampling_rows(
+        args.sampling, DEMO_OPTIONS, [BASE_ROW, BUNDLED_ROW, CEILING_ROW, *VARIANTS, *weight_rows])
     if args.kept_only:
-        write_kept_table(args.out, weight_rows)
+        write_kept_table(args.out, weight_rows, sampling_rows)
         return
     args.out.mkdir(parents=True, exist_ok=True)
     from aid_model.demo.load import load_demo_pipeline
@@ -524,7 +580,8 @@ def main() -> None:
 
     def record(name: str, score: Callable[[], tuple[VariantScores, list[Tensor]]]) -> None:
         scores, examples = scored_variant(
-            name, args.out, score, lambda: row_inputs(name, args.scenes, args.out, weight_rows))
+            name, args.out, score,
+            lambda: row_inputs(name, args.scenes, args.out, weight_rows, sampling_rows))
         results.append(scores)
         figure_rows.extend(examples[:2])
         print(scores.row(), flush=True)
@@ -542,6 +599,9 @@ def main() -> None:
     for name, weights in weight_rows.items():
         record(name, lambda name=name, weights=weights: evaluate_pipeline(
             variant_pipeline(weights), name, args.scenes))
+    for name, options in sampling_rows.items():
+        record(name, lambda name=name, options=options: evaluate_pipeline(
+            load_demo_pipeline(), name, args.scenes, options=options))
     if args.train_steps:
         data_work = args.data_work.resolve()  # the same absolute paths as make demo-train's
         if not (data_work / "synthetic_train" / "annotations.jsonl").exists():

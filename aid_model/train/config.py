@@ -46,12 +46,17 @@ class ModelSection:
         clip_num_heads: CLIP vision heads; None = OpenCLIP ViT-H's convention.
         dtype: dtype of the frozen weights (UNet, VAE, CLIP, text encoder). The trained
             parameters are always kept in float32 (they are AdamW's master weights).
+        aid_weights: an AID weight file (a run's ``aid_final.safetensors``) to start the
+            trained parameters from, to fine-tune a trained AID on other data; it must have
+            been trained over the same base with the same ``aid`` section. None: AID's fresh
+            initialisation. A resumed run takes its checkpoint's weights instead.
     """
 
     svd: str = ""
     unet_head_channels: int = 64
     clip_num_heads: int | None = None
     dtype: str = "float32"
+    aid_weights: str | None = None
 
 
 @dataclass

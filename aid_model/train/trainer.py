@@ -236,6 +236,9 @@ class Trainer:
                               unet_head_channels=config.model.unet_head_channels,
                               clip_num_heads=config.model.clip_num_heads)
         model = attach_aid(components, config.aid)
+        if config.model.aid_weights:
+            # Before the optimiser and EMA are built, which copy the starting weights.
+            load_aid_weights(model, config.model.aid_weights)
         # AdamW's updates are far below bfloat16's resolution: trained weights stay float32
         # (autocast runs the matmuls in the low precision).
         for parameter in aid_trainable_parameters(model).values():
@@ -528,6 +531,8 @@ class Trainer:
 def _check_sources(config: TrainConfig) -> None:
     """Fails fast, naming the config key, when a model file is missing (before any load)."""
     sources = {"model.svd": config.model.svd}
+    if config.model.aid_weights:
+        sources["model.aid_weights"] = config.model.aid_weights
     if config.aid.use_mcondition:
         sources["text_encoder.source"] = config.text_encoder.source
         if config.text_encoder.tokenizer_dir:
