@@ -55,7 +55,7 @@ def test_cli_writes_the_share_asked_for(tmp_path, capsys):
     argv = ["synthetic", "--out", str(tmp_path / "mixed"), "--num-clips", "6",
             "--preview-clips", "0"]
     assert main([*argv, "--lookalike-share", "0.5"]) == 0
-    assert "6 instructed clip(s), 0.5 of them look-alike, seeds 0.." in capsys.readouterr().out
+    assert "6 instructed clip(s), 50 % of them look-alike, seeds 0.." in capsys.readouterr().out
     seeds = [json.loads(line)["seed"]
              for line in (tmp_path / "mixed" / "world.jsonl").read_text().splitlines()]
     assert sum(has_lookalike(generate_clip(seed)) for seed in seeds) == 3

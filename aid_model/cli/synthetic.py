@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
                              preview_clips=args.preview_clips)
     elapsed = time.perf_counter() - started
     kind = "random-motion" if args.random_motion else "instructed"
-    share = f", {args.lookalike_share:g} of them look-alike" if mixing else ""
+    share = f", {100 * args.lookalike_share:g} % of them look-alike" if mixing else ""
     print(
         f"{args.num_clips} {kind} clip(s){share}, seeds {written[0]}..{written[-1]}, written "
         f"in {elapsed:.1f} s\nannotations: {manifest}"
