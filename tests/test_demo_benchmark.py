@@ -359,8 +359,9 @@ def test_sampling_rows_change_only_the_named_settings_and_refuse_bad_ones():
         "s_f": "give NAME=KEY=VALUE",
         "5k=steps=10": "'5k' is taken",
         "a=seed=3": "'seed' is not a setting a row may change",
-        "a=frame_scale=high": "frame_scale='high' is not a float",
-        "a=guidance_interval=0.3": "is not a LO:HI, e.g. 0.3:1000 or none",
+        "a=frame_scale=high": "frame_scale='high' is not a number",
+        "a=steps=many": "steps='many' is not an integer",
+        "a=guidance_interval=0.3": "is not LO:HI, e.g. 0.3:1000 or none",
         "a=sampler=rk4": "unknown sampler 'rk4'",
         "a=steps=0": "steps must be >= 1",
     }

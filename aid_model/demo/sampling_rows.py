@@ -72,6 +72,8 @@ def _value(item: str, key: str, text: str, hint: object) -> object:
             return (float(low), float(high))
         return kind(text)
     except ValueError:
-        form = {"guidance_interval": "LO:HI, e.g. 0.3:1000"}.get(key, kind.__name__)
-        raise SystemExit(f"--sampling {item!r}: {key}={text!r} is not a {form}"
+        forms = {"guidance_interval": "LO:HI, e.g. 0.3:1000", "int": "an integer",
+                 "float": "a number"}
+        form = forms.get(key, forms.get(kind.__name__, kind.__name__))
+        raise SystemExit(f"--sampling {item!r}: {key}={text!r} is not {form}"
                          f"{' or none' if optional else ''}") from None

@@ -30,7 +30,8 @@ from aid_model.synthetic.scene import SceneObject
 from aid_model.synthetic.world import COLOURS
 
 # A pixel shows an object's colour when no channel is further than this from it ([0, 1]):
-# generated interiors drift by a few hundredths, the nearest other colour is 1.0 away.
+# every other colour of the world is 1.0 away in some channel and the grey background
+# (0.78 in each) at least 0.78, so a generated pixel may drift a quarter and still count.
 COLOUR_TOLERANCE = 0.25
 LEFT_ITS_PLACE = 0.5
 OUTCOMES = ("the named one", "the other one", "both", "neither")

@@ -1,11 +1,11 @@
 """Look-alike scenes: the named object shares its colour with another object of the scene.
 
 In such a scene only the shape word of the instruction ("move the yellow *circle* left"
-beside a yellow triangle) tells which object is meant. They are about a fifth of the
-world's scenes, and the model that keyed on colour alone failed most of them
-(docs/results.md, "Look-alike scenes"). ``mix_lookalikes`` draws a training set with a
-chosen share of them, walking the split's seeds in order, so the same arguments always
-give the same clips.
+beside a yellow triangle) tells which object is meant. They are about a sixth of the
+world's scenes (34 of the benchmark's 200), and the bundled model, which picks objects by
+colour, fails most of them (docs/results.md, "Look-alike scenes"). ``mix_lookalikes``
+draws a training set with a chosen share of them, walking the split's seeds in order, so
+the same arguments always give the same clips.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def mix_lookalikes(clips: Iterable[SyntheticClip], num_clips: int,
     if any(wanted.values()):
         raise ValueError(f"the clips ran out {wanted[True]} look-alike and {wanted[False]} "
                          "other clip(s) short; give more seeds or a share nearer to the "
-                         "world's own (about a fifth)")
+                         "world's own (about 0.17)")
 
 
 def lookalike_scenes(num_scenes: int, split: str = "heldout", seed: int = 0) -> str:
