@@ -170,21 +170,32 @@ def score_predictions(predict: Predictor, name: str, num_scenes: int = 200,
     return scores, examples
 
 
+def predict_with_stand_in_states(pipeline, prompter: SyntheticStatePrompter,
+                                 starts: list[Tensor], instructions: list[str],
+                                 seeds: list[int], options=DEMO_OPTIONS) -> list[Tensor]:
+    """``pipeline``'s videos (T, H, W, 3) in [0, 1] from first frames (3, H, W) in [0, 1],
+    each with its instruction, noise seed and the states ``prompter`` (the world's stand-in
+    VLM) writes from that frame and instruction."""
+    from aid_model.pipeline import PredictionRequest
+
+    states = prompter.predict_states([s.permute(1, 2, 0).numpy() for s in starts],
+                                     instructions, pipeline.num_states)
+    requests = [PredictionRequest([s], text, st, seed=n)
+                for s, text, st, n in zip(starts, instructions, states, seeds, strict=True)]
+    return pipeline.predict_batch(requests, options)
+
+
 def evaluate_pipeline(pipeline, name: str, num_scenes: int = 200, batch_size: int = 8,
                       seed: int = 0, options=DEMO_OPTIONS) -> tuple[VariantScores, list[Tensor]]:
     """Scores one pipeline: each scene's first frame, instruction and the states the
     world's stand-in VLM writes from that frame → ``options.num_frames`` frames."""
-    from aid_model.pipeline import PredictionRequest
-
     prompter = SyntheticStatePrompter()
 
     def predict(clips: list[SyntheticClip], frames: list[Tensor], first_seed: int) -> list[Tensor]:
         starts = [f[0].permute(2, 0, 1) for f in frames]  # (3, H, W)
-        states = prompter.predict_states([f[0].numpy() for f in frames],
-                                         [c.instruction for c in clips], pipeline.num_states)
-        requests = [PredictionRequest([s], c.instruction, st, seed=first_seed + i)
-                    for i, (s, c, st) in enumerate(zip(starts, clips, states, strict=True))]
-        return pipeline.predict_batch(requests, options)
+        return predict_with_stand_in_states(
+            pipeline, prompter, starts, [c.instruction for c in clips],
+            [first_seed + i for i in range(len(clips))], options)
 
     return score_predictions(predict, name, num_scenes, batch_size, seed)
 
@@ -586,8 +597,9 @@ def main() -> None:
         figure_rows.extend(examples[:2])
         print(scores.row(), flush=True)
 
+    # The bundled model, loaded once for its row and the --sampling rows.
+    demo = load_demo_pipeline() if args.variants is None or sampling_rows else None
     if args.variants is None:
-        demo = load_demo_pipeline()
         # The stage-1 base alone, loaded afresh: the demo's UNet carries AID's adapters.
         base = AIDPipeline(load_svd(DEMO_DIR / SVD_DIR))
         base_options = BASE_OPTIONS.with_(num_frames=demo.aid.config.num_frames)
@@ -601,7 +613,7 @@ def main() -> None:
             variant_pipeline(weights), name, args.scenes))
     for name, options in sampling_rows.items():
         record(name, lambda name=name, options=options: evaluate_pipeline(
-            load_demo_pipeline(), name, args.scenes, options=options))
+            demo, name, args.scenes, options=options))
     if args.train_steps:
         data_work = args.data_work.resolve()  # the same absolute paths as make demo-train's
         if not (data_work / "synthetic_train" / "annotations.jsonl").exists():

@@ -114,20 +114,14 @@ def shape_swap(predict: Predict, num_scenes: int = 200, seed: int = 0) -> list[S
 
 
 def pipeline_predictor(pipeline, options=DEMO_OPTIONS) -> Predict:
-    """``Predict`` for an ``AIDPipeline``, with the stand-in VLM's states for each text."""
-    from aid_model.pipeline import PredictionRequest
+    """``Predict`` for an ``AIDPipeline``, with the stand-in VLM's states for each text (as
+    the benchmark predicts)."""
+    from aid_model.demo.benchmark import predict_with_stand_in_states
     from aid_model.synthetic.prompter import SyntheticStatePrompter
 
     prompter = SyntheticStatePrompter()
-
-    def predict(starts: list[Tensor], texts: list[str], seeds: list[int]) -> list[Tensor]:
-        frames = [s.permute(1, 2, 0).numpy() for s in starts]
-        states = prompter.predict_states(frames, texts, pipeline.num_states)
-        requests = [PredictionRequest([s], t, st, seed=n)
-                    for s, t, st, n in zip(starts, texts, states, seeds, strict=True)]
-        return pipeline.predict_batch(requests, options)
-
-    return predict
+    return lambda starts, texts, seeds: predict_with_stand_in_states(
+        pipeline, prompter, starts, texts, seeds, options)
 
 
 def summary(results: Sequence[SwapResult]) -> str:
