@@ -126,12 +126,34 @@ class SpatialAdapterProcessor(WrappingProcessor):
         return self.spatial_adapter(out)
 
 
-class TemporalAdaptersProcessor(WrappingProcessor):
+class FrameSizeRecorder:
+    """For processors that need the frame's (h, w), which flattened tokens no longer carry.
+
+    ``record_frame_size`` is a forward pre-hook on the enclosing
+    ``TransformerSpatioTemporalModel`` that stores it before the blocks run;
+    ``recorded_frame_size`` returns it, or says the hook never ran.
+    """
+
+    frame_size: tuple[int, int] | None = None
+
+    def record_frame_size(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        hidden_states = args[0] if args else kwargs["hidden_states"]  # (B·T, c, h, w)
+        self.frame_size = (int(hidden_states.shape[-2]), int(hidden_states.shape[-1]))
+
+    def recorded_frame_size(self, user: str) -> tuple[int, int]:
+        if self.frame_size is None:
+            raise RuntimeError(
+                f"{user} called before its transformer recorded the frame size; call the "
+                "UNet, not its attention layers directly"
+            )
+        return self.frame_size
+
+
+class TemporalAdaptersProcessor(FrameSizeRecorder, WrappingProcessor):
     """Processor of a temporal self-attention (``attn1`` of a temporal block): base, STA, LTA.
 
-    STA needs the frame's (h, w), which the temporal tokens (B·h·w, T, c) no longer carry:
-    ``record_frame_size`` is a forward pre-hook on the enclosing
-    ``TransformerSpatioTemporalModel`` that stores it before the blocks run.
+    STA needs the frame's (h, w), which the temporal tokens (B·h·w, T, c) no longer carry
+    (``FrameSizeRecorder``).
     """
 
     def __init__(self, base_processor, short_term_adapter: ShortTermTemporalAdapter | None,
@@ -139,23 +161,14 @@ class TemporalAdaptersProcessor(WrappingProcessor):
         super().__init__(base_processor)
         self.short_term_adapter = short_term_adapter
         self.long_term_adapter = long_term_adapter
-        self.frame_size: tuple[int, int] | None = None
-
-    def record_frame_size(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
-        hidden_states = args[0] if args else kwargs["hidden_states"]  # (B·T, c, h, w)
-        self.frame_size = (int(hidden_states.shape[-2]), int(hidden_states.shape[-1]))
 
     def forward(self, attn: nn.Module, hidden_states: Tensor,
                 encoder_hidden_states: Tensor | None = None,
                 attention_mask: Tensor | None = None, **kwargs) -> Tensor:
         out = self.base_output(attn, hidden_states, encoder_hidden_states, attention_mask, **kwargs)
         if self.short_term_adapter is not None:
-            if self.frame_size is None:
-                raise RuntimeError(
-                    "short-term temporal adapter called before its transformer recorded the "
-                    "frame size; call the UNet, not its attention layers directly"
-                )
-            out = self.short_term_adapter(out, self.frame_size)
+            frame_size = self.recorded_frame_size("short-term temporal adapter")
+            out = self.short_term_adapter(out, frame_size)
         if self.long_term_adapter is not None:
             out = self.long_term_adapter(out)
         return out

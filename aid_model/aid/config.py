@@ -33,6 +33,11 @@ class AIDConfig:
         queries_per_frame: N decomposed queries per frame; MCondition has 77 + N tokens.
         image_context: e_v as CLIP's projected visual ``tokens`` or only the ``pooled``
             image embedding (one token).
+    MCondition attention (§4, eq. 4):
+        query_neighbourhood: k, an odd kernel size **(ours, not the paper's)**. 1: the
+            MCondition branch's query is ``to_q`` of the frame token alone, as in the paper.
+            k > 1: a zero-initialised k × k convolution adds each token's neighbourhood to
+            that query's input (``mcondition_attention.QueryNeighbourhood`` says why).
     Ablations (the paper's tables), each removes exactly its part:
         without_de, without_me: the decomposed / multimodal branch of the DQFormer.
         without_states: the DE branch's cross-attention to the states ("w/o LLaVA").
@@ -54,6 +59,7 @@ class AIDConfig:
     dqformer_layers: int = 1
     queries_per_frame: int = 77
     image_context: str = "tokens"
+    query_neighbourhood: int = 1
 
     without_de: bool = False
     without_me: bool = False
@@ -66,7 +72,8 @@ class AIDConfig:
 
     def __post_init__(self) -> None:
         for name in ("num_frames", "num_reference_frames", "num_states", "adapter_attention_heads",
-                     "dqformer_heads", "dqformer_layers", "queries_per_frame"):
+                     "dqformer_heads", "dqformer_layers", "queries_per_frame",
+                     "query_neighbourhood"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"AIDConfig.{name} must be a positive integer, got {value!r}")
@@ -74,6 +81,11 @@ class AIDConfig:
             raise ValueError(
                 f"AIDConfig.num_reference_frames ({self.num_reference_frames}) must be smaller "
                 f"than num_frames ({self.num_frames}): at least one frame is predicted"
+            )
+        if self.query_neighbourhood % 2 == 0:
+            raise ValueError(
+                f"AIDConfig.query_neighbourhood must be odd (a kernel centred on the token), "
+                f"got {self.query_neighbourhood}; use 1 (the paper's query) or 3"
             )
         if self.concat_fill not in CONCAT_FILLS:
             raise ValueError(

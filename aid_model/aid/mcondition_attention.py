@@ -11,7 +11,9 @@ with the query ``q = to_q(x)`` shared with SVD's attention (trained), new key/va
 projections initialised as copies of SVD's ``to_k``/``to_v`` **(ours)** (so the branch
 starts out answering like SVD's own attention would), and its own output projection
 ``to_out_mcondition`` initialised to zero (the method's second option). Adding an exact
-zero keeps a fresh AID model bit-identical to SVD.
+zero keeps a fresh AID model bit-identical to SVD. With ``AIDConfig.query_neighbourhood``
+k > 1 the branch's query is ``to_q(x + Conv_k×k(x))`` **(ours)**; query_neighbourhood.py
+says why.
 
 Why a zero-initialised projection and not a scalar gate (format 1 had ``gate·to_out(…)``
 with the gate at 0): a scalar gets one number of gradient per layer, the inner product of
@@ -31,7 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from aid_model.aid.adapters import WrappingProcessor
+from aid_model.aid.adapters import FrameSizeRecorder, WrappingProcessor
+from aid_model.aid.query_neighbourhood import QueryNeighbourhood
 from aid_model.tensor_versions import modification_count
 
 
@@ -98,17 +101,25 @@ class MConditionSlot:
         self._source = self._source_version = self._cast = None
 
 
-class MConditionAttnProcessor(WrappingProcessor):
+class MConditionAttnProcessor(FrameSizeRecorder, WrappingProcessor):
     """Processor of a spatial cross-attention (``attn2``): SVD's attention + MCondition.
 
     Args:
         attn: the host ``diffusers`` Attention (its ``to_k``/``to_v`` are copied, not kept).
         base_processor: the host's processor, called unchanged for SVD's part.
         slot: where the AID UNet puts the current MCondition.
+        query_neighbourhood: k of ``AIDConfig.query_neighbourhood``; k > 1 adds a
+            ``QueryNeighbourhood`` to the branch's query, which then needs the frame size
+            recorded (``FrameSizeRecorder``, hooked on the enclosing transformer).
     """
 
-    def __init__(self, attn: nn.Module, base_processor, slot: MConditionSlot):
+    def __init__(self, attn: nn.Module, base_processor, slot: MConditionSlot,
+                 query_neighbourhood: int = 1):
         super().__init__(base_processor)
+        self.query_neighbourhood = (
+            QueryNeighbourhood(attn.to_q.in_features, query_neighbourhood)
+            if query_neighbourhood > 1 else None
+        )
         object.__setattr__(self, "slot", slot)  # unregistered: shared, holds no weights
         self.to_k_mcondition = _copy_linear(attn.to_k)
         self.to_v_mcondition = _copy_linear(attn.to_v)
@@ -135,7 +146,11 @@ class MConditionAttnProcessor(WrappingProcessor):
                 f"{rows}; pass mcondition of shape (B, T, L, d) matching the sample"
             )
         heads = attn.heads
-        query = attn.to_q(hidden_states)
+        query_input = hidden_states
+        if self.query_neighbourhood is not None:
+            frame_size = self.recorded_frame_size("MCondition query neighbourhood")
+            query_input = self.query_neighbourhood(hidden_states, frame_size)
+        query = attn.to_q(query_input)
         key, value = self.mcondition_key_value(mcondition)
         head_dim = query.shape[-1] // heads
         query, key, value = (

@@ -260,8 +260,12 @@ def _insert_processors(unet: nn.Module, config: AIDConfig, slot: MConditionSlot,
                 replace(block.attn1, SpatialAdapterProcessor(
                     block.attn1.processor, SpatialAdapter(channels, hidden)))
             if config.use_mcondition and block.attn2 is not None:
-                replace(block.attn2, MConditionAttnProcessor(
-                    block.attn2, block.attn2.processor, slot))
+                mcondition_processor = MConditionAttnProcessor(
+                    block.attn2, block.attn2.processor, slot, config.query_neighbourhood)
+                replace(block.attn2, mcondition_processor)
+                if mcondition_processor.query_neighbourhood is not None:
+                    hooks.append(transformer.register_forward_pre_hook(
+                        mcondition_processor.record_frame_size, with_kwargs=True))
         if not (config.use_sta or config.use_lta):
             continue
         for block in transformer.temporal_transformer_blocks:
