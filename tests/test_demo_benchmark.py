@@ -163,11 +163,12 @@ def test_parallel_variants_fill_the_cache_once_then_split_the_variants(tmp_path,
 
     def popen(command, stdout, stderr):
         share = command[command.index("--variants") + 1]
+        assert command[command.index("--seed") + 1] == "1000"  # the parent's scenes
         events.append(("child", share))
         return _Child(1 if "w/o SA" in share else 0)
 
     monkeypatch.setattr(benchmark.subprocess, "Popen", popen)
-    args = argparse.Namespace(scenes=200, train_steps=1000, out=tmp_path)
+    args = argparse.Namespace(scenes=200, train_steps=1000, out=tmp_path, seed=1000)
     names = ["full AID", "w/o DE", "w/o ME", "w/o SA", "w/o states"]
     with pytest.raises(SystemExit, match="w/o DE, w/o SA") as failure:
         train_in_parallel(names, 2, args, tmp_path / "data")
@@ -400,3 +401,48 @@ def test_sampling_rows_score_the_bundled_model_with_their_options(tmp_path, monk
     benchmark.main()
     assert scored[-1][2] == DEMO_OPTIONS.with_(text_scale=4.5)
     assert "| s_t 4 | 50.0 % |" in capsys.readouterr().out
+
+
+def test_another_seed_is_another_fingerprint_and_seed_0_is_the_kept_one(tmp_path):
+    """Rows kept before --seed existed were scored on seed 0: they still match."""
+    rows = {"candidate": tmp_path / "aid.safetensors"}
+    rows["candidate"].write_bytes(b"weights")
+    seed_0 = row_inputs("candidate", 200, tmp_path, rows)
+    assert seed_0 == row_inputs("candidate", 200, tmp_path, rows, seed=0)
+    assert row_inputs("candidate", 200, tmp_path, rows, seed=1000) != seed_0
+
+
+def test_look_alike_rows_follow_the_scenes_of_the_seed():
+    kinds = lookalike_scenes(40, seed=1000)
+    assert kinds != lookalike_scenes(40)
+    failing = "".join("0" if kind == "1" else "1" for kind in kinds)
+    looks = kinds.count("1")
+    row = VariantScores("colour only", 0.5, 0.0, 0.1, 1.0, 40, 1.0, failing)
+    assert kind_rows([row], seed=1000) == [
+        f"| colour only | 0.0 % (0 / {looks}) | 100.0 % ({40 - looks} / {40 - looks}) |"]
+
+
+def test_seed_option_scores_those_scenes_into_their_own_folder(tmp_path, monkeypatch, capsys):
+    import aid_model.demo.benchmark as benchmark
+
+    weights = tmp_path / "aid_final.safetensors"
+    weights.write_bytes(b"")
+    scored = []
+    monkeypatch.setattr(benchmark, "variant_pipeline", lambda path: path)
+
+    def evaluate(pipeline, name, num_scenes, **kw):
+        scored.append((name, kw.get("seed")))
+        return (VariantScores(name, 0.5, 0.25, 0.1, 2.0, num_scenes, 1.0, "10", 0.25, 0.0),
+                [torch.rand(8, 4, 4, 3)])
+
+    monkeypatch.setattr(benchmark, "evaluate_pipeline", evaluate)
+    monkeypatch.setattr(torch, "set_num_threads", lambda threads: None)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["benchmark", "--scenes", "2", "--variants", "",
+                                     "--weights", f"4.5k={weights}", "--seed", "1000"])
+    benchmark.main()
+    assert scored == [("4.5k", 1000)]
+    assert (tmp_path / "runs" / "bench_demo_seed1000" / "scores" / "4_5k.json").exists()
+    monkeypatch.setattr("sys.argv", ["benchmark", "--seed", "-1"])
+    with pytest.raises(SystemExit, match="--seed -1: give 0"):
+        benchmark.main()

@@ -19,7 +19,8 @@ ablations, each trained by the same trainer with the same budget
 (``python -m aid_model.demo.benchmark``); and the ground truth through the miniature's VAE,
 the ceiling no generator in its latent space can pass. ``--weights NAME=FILE`` scores
 another AID weight file and ``--sampling NAME=KEY=VALUE,…`` the bundled model with other
-sampling settings, each as a row compared with the bundled one scene by scene.
+sampling settings, each as a row compared with the bundled one scene by scene. ``--seed N``
+scores another set of held-out scenes (kept in its own ``--out``).
 """
 
 from __future__ import annotations
@@ -284,7 +285,8 @@ def train_in_parallel(names: list[str], jobs: int, args: argparse.Namespace,
         log = args.out / f"job_{index}.log"
         command = [sys.executable, "-m", "aid_model.demo.benchmark", "--scenes",
                    str(args.scenes), "--train-steps", str(args.train_steps), "--out",
-                   str(args.out), "--data-work", str(data_work), "--variants", ",".join(share)]
+                   str(args.out), "--data-work", str(data_work), "--seed", str(args.seed),
+                   "--variants", ",".join(share)]
         print(f"job {index}: {', '.join(share)} (log: {log})", flush=True)
         with log.open("a") as output:
             children.append((share, log, subprocess.Popen(command, stdout=output,
@@ -366,12 +368,13 @@ BASE_OPTIONS = DEMO_OPTIONS.with_(text_scale=0.0)
 
 
 def row_inputs(name: str, scenes: int, out: Path, weight_rows: dict[str, Path],
-               sampling_rows: dict[str, PredictionOptions] | None = None) -> str:
+               sampling_rows: dict[str, PredictionOptions] | None = None, seed: int = 0) -> str:
     """The fingerprint of what row ``name`` is scored from: its model files by content
     (``file_identity``; a retrained variant's weights under ``out``, None before they are
-    trained), the sampling options and the number of scenes. A file copied elsewhere keeps
-    its fingerprint, so a ``--weights`` file later bundled matches the bundled row; a
-    ``--sampling`` row (``sampling_rows``) is the bundled model with its own options."""
+    trained), the sampling options, the number of scenes and their ``seed``. A file copied
+    elsewhere keeps its fingerprint, so a ``--weights`` file later bundled matches the
+    bundled row; a ``--sampling`` row (``sampling_rows``) is the bundled model with its own
+    options."""
     from aid_model.evaluate.identity import file_identity, fingerprint
 
     bundled = demo_files()
@@ -385,10 +388,13 @@ def row_inputs(name: str, scenes: int, out: Path, weight_rows: dict[str, Path],
         if name != BUNDLED_ROW:
             bundled["aid"] = weight_rows.get(name) or variant_weights(name, out)
         files, options = bundled, DEMO_OPTIONS
-    return fingerprint({"scenes": scenes,
-                        "files": {part: file_identity(path) if path.exists() else None
-                                  for part, path in files.items()},
-                        "options": asdict(options) if options else None})
+    inputs = {"scenes": scenes,
+              "files": {part: file_identity(path) if path.exists() else None
+                        for part, path in files.items()},
+              "options": asdict(options) if options else None}
+    if seed:  # absent for seed 0, so that rows kept before --seed existed still match
+        inputs["seed"] = seed
+    return fingerprint(inputs)
 
 
 PAIRED_HEADER = ("| variant | scenes only full AID passes | scenes only this row passes "
@@ -422,11 +428,12 @@ def paired_rows(results: list[VariantScores]) -> list[str]:
 KIND_HEADER = ("| variant | look-alike scenes | other scenes |\n|---|---|---|")
 
 
-def kind_rows(results: list[VariantScores]) -> list[str]:
+def kind_rows(results: list[VariantScores], seed: int = 0) -> list[str]:
     """Each row's direction accuracy on the look-alike scenes (the named object shares its
     colour with another object, so only the shape word tells them apart:
     ``aid_model.synthetic.lookalike``) and on the others, from its per-scene record, as
-    Markdown rows under ``KIND_HEADER``. The benchmark's scenes are those of seed 0."""
+    Markdown rows under ``KIND_HEADER``. ``seed``: the held-out scenes the rows were scored
+    on (``--seed``)."""
     from aid_model.synthetic.lookalike import lookalike_scenes
 
     kinds_of: dict[int, str] = {}
@@ -436,7 +443,7 @@ def kind_rows(results: list[VariantScores]) -> list[str]:
             rows.append(f"| {scores.name} | — | — |")
             continue
         if scores.scenes not in kinds_of:
-            kinds_of[scores.scenes] = lookalike_scenes(scores.scenes)
+            kinds_of[scores.scenes] = lookalike_scenes(scores.scenes, seed=seed)
         kinds = kinds_of[scores.scenes]
         cells = []
         for kind in "10":
@@ -448,9 +455,10 @@ def kind_rows(results: list[VariantScores]) -> list[str]:
     return rows
 
 
-def print_table(results: list[VariantScores]) -> None:
-    """The Markdown table, the accuracy on look-alike scenes and on the others, then each
-    row against full AID scene by scene when the kept scores allow it."""
+def print_table(results: list[VariantScores], seed: int = 0) -> None:
+    """The Markdown table, the accuracy on look-alike scenes and on the others (of the
+    held-out scenes of ``seed``), then each row against full AID scene by scene when the
+    kept scores allow it."""
     print(TABLE_HEADER)
     for scores in results:
         print(scores.row())
@@ -458,7 +466,7 @@ def print_table(results: list[VariantScores]) -> None:
         print("\ndirection accuracy by scene kind (look-alike: another object has the named "
               "object's colour):")
         print(KIND_HEADER)
-        print("\n".join(kind_rows(results)))
+        print("\n".join(kind_rows(results, seed)))
     paired = paired_rows(results)
     if paired:
         print(f"\npaired against {BUNDLED_ROW}, on the same scenes and seeds:")
@@ -466,23 +474,25 @@ def print_table(results: list[VariantScores]) -> None:
         print("\n".join(paired))
 
 
-def write_table(results: list[VariantScores], figure_rows: list[Tensor], out: Path) -> None:
+def write_table(results: list[VariantScores], figure_rows: list[Tensor], out: Path,
+                seed: int = 0) -> None:
     """Prints the Markdown table; writes ``out/rollouts.png`` (two examples per row) and
     ``out/scores.json``."""
     from aid_model.video_io import write_contact_sheet
 
-    print_table(results)
+    print_table(results, seed)
     write_contact_sheet(figure_rows, out / "rollouts.png")
     (out / "scores.json").write_text(json.dumps([s.__dict__ for s in results], indent=2))
 
 
 def write_kept_table(out: Path, weight_rows: dict[str, Path] | None = None,
-                     sampling_rows: dict[str, PredictionOptions] | None = None) -> None:
+                     sampling_rows: dict[str, PredictionOptions] | None = None,
+                     seed: int = 0) -> None:
     """The table and figure of every row whose scores ``out/scores`` keeps (nothing is
     trained or scored), the ``weight_rows`` (``--weights``) and ``sampling_rows``
     (``--sampling``) last; the rows not scored yet are named, and so are the rows scored
-    from other files or settings than the current ones (a benchmark run would score them
-    again)."""
+    from other files, settings or scenes (``seed``) than the current ones (a benchmark run
+    would score them again)."""
     weight_rows = weight_rows or {}
     sampling_rows = sampling_rows or {}
     results, figure_rows, missing, stale = [], [], [], []
@@ -494,16 +504,17 @@ def write_kept_table(out: Path, weight_rows: dict[str, Path] | None = None,
         results.append(kept[0])
         figure_rows.extend(kept[1][:2])
         if kept[0].inputs != row_inputs(name, kept[0].scenes, out, weight_rows,
-                                        sampling_rows):
+                                        sampling_rows, seed):
             stale.append(name)
     if not results:
         raise SystemExit(f"--kept-only: no scores kept in {out / 'scores'}; run the benchmark "
                          "with the same --out first")
-    write_table(results, figure_rows, out)
+    write_table(results, figure_rows, out, seed)
     if missing:
         print(f"not scored yet: {', '.join(missing)}")
     if stale:
-        print("scored from other files or settings than the current ones, or before those "
+        print("scored from other files, settings or scenes than the current ones, or before "
+              "those "
               "were recorded (a benchmark run with this --out scores them again): "
               f"{', '.join(stale)}")
 
@@ -544,7 +555,13 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1,
                         help="train the retrained variants in this many processes at once "
                         "(one per CPU core), then print the whole table")
-    parser.add_argument("--out", type=Path, default=Path("runs/bench_demo"))
+    parser.add_argument("--seed", type=int, default=0,
+                        help="score on the held-out scenes (and noise seeds) of this seed: 0 "
+                        "(default) the benchmark's, e.g. 1000 for a second set of scenes")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where scores are kept (default runs/bench_demo, or "
+                        "runs/bench_demo_seed<N> with --seed N): one folder per --seed, since "
+                        "a row is kept once, by name")
     parser.add_argument("--kept-only", action="store_true",
                         help="train and score nothing: print the table (and write the figure) "
                         "of the rows whose scores --out keeps")
@@ -563,6 +580,11 @@ def main() -> None:
                         help="make demo-train's work folder: the training set and feature "
                         "cache every variant shares (written there when missing)")
     args = parser.parse_args()
+    if args.seed < 0:
+        raise SystemExit(f"--seed {args.seed}: give 0 (the benchmark's scenes) or a positive "
+                         "seed")
+    if args.out is None:
+        args.out = Path("runs/bench_demo" + (f"_seed{args.seed}" if args.seed else ""))
     torch.set_num_threads(1)  # measured faster on 2 shared cores (docs/training.md)
     # --variants "" chooses none of them: with --weights, only those rows are scored.
     chosen = list(VARIANTS) if args.variants is None else [
@@ -578,7 +600,7 @@ def main() -> None:
     sampling_rows = parse_sampling_rows(
         args.sampling, DEMO_OPTIONS, [BASE_ROW, BUNDLED_ROW, CEILING_ROW, *VARIANTS, *weight_rows])
     if args.kept_only:
-        write_kept_table(args.out, weight_rows, sampling_rows)
+        write_kept_table(args.out, weight_rows, sampling_rows, args.seed)
         return
     args.out.mkdir(parents=True, exist_ok=True)
     from aid_model.demo.load import load_demo_pipeline
@@ -592,7 +614,8 @@ def main() -> None:
     def record(name: str, score: Callable[[], tuple[VariantScores, list[Tensor]]]) -> None:
         scores, examples = scored_variant(
             name, args.out, score,
-            lambda: row_inputs(name, args.scenes, args.out, weight_rows, sampling_rows))
+            lambda: row_inputs(name, args.scenes, args.out, weight_rows, sampling_rows,
+                               args.seed))
         results.append(scores)
         figure_rows.extend(examples[:2])
         print(scores.row(), flush=True)
@@ -604,16 +627,17 @@ def main() -> None:
         base = AIDPipeline(load_svd(DEMO_DIR / SVD_DIR))
         base_options = BASE_OPTIONS.with_(num_frames=demo.aid.config.num_frames)
         record(BASE_ROW, lambda: evaluate_pipeline(base, BASE_ROW, args.scenes,
-                                                   options=base_options))
-        record(BUNDLED_ROW, lambda: evaluate_pipeline(demo, BUNDLED_ROW, args.scenes))
-        record(CEILING_ROW, lambda: evaluate_autoencoder_ceiling(demo.components.vae,
-                                                                 CEILING_ROW, args.scenes))
+                                                   seed=args.seed, options=base_options))
+        record(BUNDLED_ROW, lambda: evaluate_pipeline(demo, BUNDLED_ROW, args.scenes,
+                                                      seed=args.seed))
+        record(CEILING_ROW, lambda: evaluate_autoencoder_ceiling(
+            demo.components.vae, CEILING_ROW, args.scenes, seed=args.seed))
     for name, weights in weight_rows.items():
         record(name, lambda name=name, weights=weights: evaluate_pipeline(
-            variant_pipeline(weights), name, args.scenes))
+            variant_pipeline(weights), name, args.scenes, seed=args.seed))
     for name, options in sampling_rows.items():
         record(name, lambda name=name, options=options: evaluate_pipeline(
-            demo, name, args.scenes, options=options))
+            demo, name, args.scenes, seed=args.seed, options=options))
     if args.train_steps:
         data_work = args.data_work.resolve()  # the same absolute paths as make demo-train's
         if not (data_work / "synthetic_train" / "annotations.jsonl").exists():
@@ -626,11 +650,11 @@ def main() -> None:
         for name in chosen:
             record(name, lambda name=name: evaluate_pipeline(
                 variant_pipeline(train_variant(name, args.train_steps, args.out, data_work)),
-                name, args.scenes))
+                name, args.scenes, seed=args.seed))
     if args.variants is None:
-        write_table(results, figure_rows, args.out)
+        write_table(results, figure_rows, args.out, args.seed)
     else:
-        print_table(results)
+        print_table(results, args.seed)
     print(f"wall time of this run: {time.perf_counter() - started:.0f} s")
 
 
