@@ -37,7 +37,7 @@ class AIDConfig:
         query_neighbourhood: k, an odd kernel size **(ours, not the paper's)**. 1: the
             MCondition branch's query is ``to_q`` of the frame token alone, as in the paper.
             k > 1: a zero-initialised k × k convolution adds each token's neighbourhood to
-            that query's input (``mcondition_attention.QueryNeighbourhood`` says why).
+            that query's input (``query_neighbourhood.QueryNeighbourhood`` says why).
     Ablations (the paper's tables), each removes exactly its part:
         without_de, without_me: the decomposed / multimodal branch of the DQFormer.
         without_states: the DE branch's cross-attention to the states ("w/o LLaVA").
