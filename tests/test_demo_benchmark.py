@@ -446,3 +446,20 @@ def test_seed_option_scores_those_scenes_into_their_own_folder(tmp_path, monkeyp
     monkeypatch.setattr("sys.argv", ["benchmark", "--seed", "-1"])
     with pytest.raises(SystemExit, match="--seed -1: give 0"):
         benchmark.main()
+
+
+def test_a_folder_keeps_the_scores_of_one_seed(tmp_path):
+    from aid_model.demo.benchmark import claim_seed
+
+    claim_seed(tmp_path / "new", 1000)
+    claim_seed(tmp_path / "new", 1000)  # the same seed again: fine
+    with pytest.raises(SystemExit, match=r"keeps the scores of --seed 1000, not 0: give "
+                                         r"--seed 1000, or another --out for seed 0"):
+        claim_seed(tmp_path / "new", 0)
+    (tmp_path / "old" / "scores").mkdir(parents=True)  # kept before --seed existed: seed 0
+    with pytest.raises(SystemExit, match="keeps the scores of --seed 0, not 1000"):
+        claim_seed(tmp_path / "old", 1000)
+    claim_seed(tmp_path / "old", 0, record_it=False)  # --kept-only: checks, writes nothing
+    assert not (tmp_path / "old" / "seed.json").exists()
+    claim_seed(tmp_path / "old", 0)
+    assert json.loads((tmp_path / "old" / "seed.json").read_text()) == {"seed": 0}

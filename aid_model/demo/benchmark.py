@@ -519,6 +519,26 @@ def write_kept_table(out: Path, weight_rows: dict[str, Path] | None = None,
               f"{', '.join(stale)}")
 
 
+SEED_FILE = "seed.json"
+
+
+def claim_seed(out: Path, seed: int, record_it: bool = True) -> None:
+    """Makes sure ``out`` keeps the scores of one set of scenes: refuses when ``out``
+    already holds another seed's (a folder of scores without the record was written before
+    ``--seed`` existed, i.e. with seed 0), else records ``seed`` there (``record_it``; not
+    for ``--kept-only``, which writes no scores). Kept rows are reused by name, so two seeds
+    in one folder would score rows again over each other's."""
+    record = out / SEED_FILE
+    kept = json.loads(record.read_text())["seed"] if record.exists() else (
+        0 if (out / "scores").exists() else None)
+    if kept is not None and kept != seed:
+        raise SystemExit(f"--out {out} keeps the scores of --seed {kept}, not {seed}: give "
+                         f"--seed {kept}, or another --out for seed {seed}")
+    if record_it:
+        out.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps({"seed": seed}))
+
+
 def parse_weight_rows(items: list[str]) -> dict[str, Path]:
     """``--weights NAME=FILE`` items → {row name: AID weight file}; refuses a missing file,
     an empty name or one the table already uses (its kept scores would be taken)."""
@@ -599,10 +619,10 @@ def main() -> None:
     weight_rows = parse_weight_rows(args.weights)
     sampling_rows = parse_sampling_rows(
         args.sampling, DEMO_OPTIONS, [BASE_ROW, BUNDLED_ROW, CEILING_ROW, *VARIANTS, *weight_rows])
+    claim_seed(args.out, args.seed, record_it=not args.kept_only)
     if args.kept_only:
         write_kept_table(args.out, weight_rows, sampling_rows, args.seed)
         return
-    args.out.mkdir(parents=True, exist_ok=True)
     from aid_model.demo.load import load_demo_pipeline
     from aid_model.demo.paths import DEMO_DIR, SVD_DIR
     from aid_model.pipeline import AIDPipeline
