@@ -38,6 +38,10 @@ class AIDConfig:
             MCondition branch's query is ``to_q`` of the frame token alone, as in the paper.
             k > 1: a zero-initialised k × k convolution adds each token's neighbourhood to
             that query's input (``query_neighbourhood.QueryNeighbourhood`` says why).
+        first_frame_query: width of a small convolutional encoder of the last reference
+            frame's concat latent **(ours, not the paper's)**; 0: none, as in the paper.
+            > 0: its features, zero-projected per layer, join the MCondition branch's
+            query input (``first_frame_query`` says why).
     Ablations (the paper's tables), each removes exactly its part:
         without_de, without_me: the decomposed / multimodal branch of the DQFormer.
         without_states: the DE branch's cross-attention to the states ("w/o LLaVA").
@@ -60,6 +64,7 @@ class AIDConfig:
     queries_per_frame: int = 77
     image_context: str = "tokens"
     query_neighbourhood: int = 1
+    first_frame_query: int = 0
 
     without_de: bool = False
     without_me: bool = False
@@ -81,6 +86,12 @@ class AIDConfig:
             raise ValueError(
                 f"AIDConfig.num_reference_frames ({self.num_reference_frames}) must be smaller "
                 f"than num_frames ({self.num_frames}): at least one frame is predicted"
+            )
+        if (not isinstance(self.first_frame_query, int) or isinstance(self.first_frame_query, bool)
+                or self.first_frame_query < 0):
+            raise ValueError(
+                f"AIDConfig.first_frame_query must be a non-negative integer (the encoder's "
+                f"width; 0 = off, the paper's query), got {self.first_frame_query!r}"
             )
         if self.query_neighbourhood % 2 == 0:
             raise ValueError(

@@ -13,7 +13,8 @@ starts out answering like SVD's own attention would), and its own output project
 ``to_out_mcondition`` initialised to zero (the method's second option). Adding an exact
 zero keeps a fresh AID model bit-identical to SVD. With ``AIDConfig.query_neighbourhood``
 k > 1 the branch's query is ``to_q(x + Conv_k×k(x))`` **(ours)**; query_neighbourhood.py
-says why.
+says why. With ``AIDConfig.first_frame_query`` > 0 the given frame's encoded objects join
+that query's input **(ours)**; first_frame_query.py says why.
 
 Why a zero-initialised projection and not a scalar gate (format 1 had ``gate·to_out(…)``
 with the gate at 0): a scalar gets one number of gradient per layer, the inner product of
@@ -34,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aid_model.aid.adapters import FrameSizeRecorder, WrappingProcessor
+from aid_model.aid.first_frame_query import FirstFrameQuery
 from aid_model.aid.query_neighbourhood import QueryNeighbourhood
 from aid_model.tensor_versions import modification_count
 
@@ -62,6 +64,9 @@ class MConditionSlot:
     def __init__(self) -> None:
         self.value: Tensor | None = None
         self.generation = 0
+        # (B, w, h, w_lat) the first-frame encoder's features of the current UNet call, or
+        # None (AIDConfig.first_frame_query = 0); kept like ``value``, for checkpointing.
+        self.first_frame_features: Tensor | None = None
         # The tensor given to ``set`` (held, so its identity cannot pass to a new tensor),
         # its version then, and its (B·T, L, d) cast.
         self._source: Tensor | None = None
@@ -111,14 +116,21 @@ class MConditionAttnProcessor(FrameSizeRecorder, WrappingProcessor):
         query_neighbourhood: k of ``AIDConfig.query_neighbourhood``; k > 1 adds a
             ``QueryNeighbourhood`` to the branch's query, which then needs the frame size
             recorded (``FrameSizeRecorder``, hooked on the enclosing transformer).
+        first_frame_query: width of ``AIDConfig.first_frame_query``; > 0 adds a
+            ``FirstFrameQuery`` to the branch's query, reading the slot's first-frame
+            features (and the recorded frame size).
     """
 
     def __init__(self, attn: nn.Module, base_processor, slot: MConditionSlot,
-                 query_neighbourhood: int = 1):
+                 query_neighbourhood: int = 1, first_frame_query: int = 0):
         super().__init__(base_processor)
         self.query_neighbourhood = (
             QueryNeighbourhood(attn.to_q.in_features, query_neighbourhood)
             if query_neighbourhood > 1 else None
+        )
+        self.first_frame_query = (
+            FirstFrameQuery(first_frame_query, attn.to_q.in_features)
+            if first_frame_query > 0 else None
         )
         object.__setattr__(self, "slot", slot)  # unregistered: shared, holds no weights
         self.to_k_mcondition = _copy_linear(attn.to_k)
@@ -129,6 +141,11 @@ class MConditionAttnProcessor(FrameSizeRecorder, WrappingProcessor):
                                            dtype=projection.weight.dtype)
         nn.init.zeros_(self.to_out_mcondition.weight)
         nn.init.zeros_(self.to_out_mcondition.bias)
+
+    @property
+    def needs_frame_size(self) -> bool:
+        """Whether a frame-size pre-hook must be registered on the enclosing transformer."""
+        return self.query_neighbourhood is not None or self.first_frame_query is not None
 
     def forward(self, attn: nn.Module, hidden_states: Tensor,
                 encoder_hidden_states: Tensor | None = None,
@@ -150,6 +167,15 @@ class MConditionAttnProcessor(FrameSizeRecorder, WrappingProcessor):
         if self.query_neighbourhood is not None:
             frame_size = self.recorded_frame_size("MCondition query neighbourhood")
             query_input = self.query_neighbourhood(hidden_states, frame_size)
+        if self.first_frame_query is not None:
+            features = self.slot.first_frame_features
+            if features is None:
+                raise RuntimeError(
+                    "first-frame query called without the first-frame features; call the "
+                    "AID UNet (AIDModel.unet), not the base UNet or its attention layers"
+                )
+            frame_size = self.recorded_frame_size("MCondition first-frame query")
+            query_input = self.first_frame_query(query_input, features, frame_size)
         query = attn.to_q(query_input)
         key, value = self.mcondition_key_value(mcondition)
         head_dim = query.shape[-1] // heads

@@ -31,6 +31,7 @@ from aid_model.aid.adapters import (
 )
 from aid_model.aid.config import AIDConfig
 from aid_model.aid.dqformer import DQFormer
+from aid_model.aid.first_frame_query import FirstFrameEncoder
 from aid_model.aid.image_context import clip_image_context
 from aid_model.aid.mcondition_attention import MConditionAttnProcessor, MConditionSlot
 from aid_model.aid.reference import reference_concat_latents
@@ -60,15 +61,20 @@ class AIDUNet(nn.Module):
 
     This is the module to give ``VideoDenoiser``. It hands the MCondition to the spatial
     cross-attention processors (through ``slot``) and calls the base UNet unchanged.
+    With a ``first_frame_encoder`` (``AIDConfig.first_frame_query``) it also encodes the
+    concat latent of frame ``reference_index`` for the processors' queries.
     """
 
     def __init__(self, base: nn.Module, slot: MConditionSlot, context_width: int,
-                 uses_mcondition: bool):
+                 uses_mcondition: bool, first_frame_encoder: FirstFrameEncoder | None = None,
+                 reference_index: int = 0):
         super().__init__()
         self.base = base
         object.__setattr__(self, "slot", slot)  # shared with the processors, no weights
         self.context_width = context_width
         self.uses_mcondition = uses_mcondition
+        self.first_frame_encoder = first_frame_encoder
+        self.reference_index = reference_index
 
     @property
     def config(self):
@@ -107,6 +113,11 @@ class AIDUNet(nn.Module):
                 )
             # The same tensor at every step keeps the processors' key/value cache valid.
             self.slot.set(mcondition, sample.dtype)
+        self.slot.first_frame_features = None
+        if self.first_frame_encoder is not None and mcondition is not None:
+            # The input's second half is the concat condition (SVD's layout).
+            concat = sample[:, self.reference_index, self.config.out_channels:]
+            self.slot.first_frame_features = self.first_frame_encoder(concat)
         return self.base(
             sample,
             timestep,
@@ -229,12 +240,18 @@ def attach_aid(components: SVDLike, config: AIDConfig) -> AIDModel:
                 DQFormer(config, context_width, image_width).to(dtype=dtype)
                 if config.use_mcondition else None
             )
+            first_frame_encoder = (
+                FirstFrameEncoder(unet.config.in_channels - unet.config.out_channels,
+                                  config.first_frame_query).to(dtype=dtype)
+                if config.use_mcondition and config.first_frame_query > 0 else None
+            )
     except BaseException:
         _remove_processors(restore, hooks)  # leave the caller's UNet as it was
         raise
 
-    model = AIDModel(config, AIDUNet(unet, slot, context_width, config.use_mcondition),
-                     dqformer, components)
+    aid_unet = AIDUNet(unet, slot, context_width, config.use_mcondition,
+                       first_frame_encoder, config.num_reference_frames - 1)
+    model = AIDModel(config, aid_unet, dqformer, components)
     model._restore.extend(restore)
     model._hooks.extend(hooks)
     model.train(unet.training)  # new parts follow the base's mode (eval after load_svd)
@@ -261,9 +278,10 @@ def _insert_processors(unet: nn.Module, config: AIDConfig, slot: MConditionSlot,
                     block.attn1.processor, SpatialAdapter(channels, hidden)))
             if config.use_mcondition and block.attn2 is not None:
                 mcondition_processor = MConditionAttnProcessor(
-                    block.attn2, block.attn2.processor, slot, config.query_neighbourhood)
+                    block.attn2, block.attn2.processor, slot, config.query_neighbourhood,
+                    config.first_frame_query)
                 replace(block.attn2, mcondition_processor)
-                if mcondition_processor.query_neighbourhood is not None:
+                if mcondition_processor.needs_frame_size:
                     hooks.append(transformer.register_forward_pre_hook(
                         mcondition_processor.record_frame_size, with_kwargs=True))
         if not (config.use_sta or config.use_lta):
@@ -302,7 +320,7 @@ def parameter_groups(model: AIDModel) -> dict[str, dict[str, nn.Parameter]]:
     }
     for name, module in model.named_modules():
         group = kinds.get(type(module))
-        if group is None and isinstance(module, MConditionAttnProcessor):
+        if group is None and isinstance(module, (MConditionAttnProcessor, FirstFrameEncoder)):
             group = "mcondition_attention"
         if group is None and isinstance(module, DQFormer):
             group = "dqformer"
