@@ -16,7 +16,9 @@ level (the noisy half of the UNet's input is not), and its features join the que
 With every W_l zero a fresh model asks exactly as eq. 4 does and computes exactly what SVD
 computes. Only the MCondition branch's query sees f; SVD's own cross-attention and the
 residual stream are unchanged. In the frame-dropped branch of dual CFG the concat latent
-is zero and so is what the encoder sees.
+is zero and so is what the encoder sees. Measured on the miniature it made the model worse
+and its features did not learn the shape (docs/results.md, "A first-frame encoder in the
+query"); it stays, off by default, so that the run can be repeated.
 """
 
 from __future__ import annotations
