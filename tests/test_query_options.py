@@ -49,8 +49,9 @@ OPTIONS = [
 
 
 def option_tensors(model, option: QueryOption) -> dict[str, torch.nn.Parameter]:
-    return {name: p for name, p in parameter_groups(model)["mcondition_attention"].items()
-            if any(part in name for part in option.names)}
+    groups = parameter_groups(model)
+    return {name: p for group in ("mcondition_attention", "first_frame_encoder")
+            for name, p in groups[group].items() if any(part in name for part in option.names)}
 
 
 def open_option(model, option: QueryOption, seed: int = 4) -> None:

@@ -42,11 +42,15 @@ GROUPS = (
     "short_term_adapters",
     "long_term_adapters",
     "mcondition_attention",
+    "first_frame_encoder",
     "dqformer",
     "spatial_cross_attention",
 )
 # Everything but the base's own spatial cross-attention is new.
 AID_GROUPS = GROUPS[:-1]
+# Parts of options that are off by default (AIDConfig.first_frame_query): a table leaves
+# them out while they are empty.
+OPTIONAL_GROUPS = ("first_frame_encoder",)
 
 
 class SVDLike(Protocol):
@@ -320,8 +324,10 @@ def parameter_groups(model: AIDModel) -> dict[str, dict[str, nn.Parameter]]:
     }
     for name, module in model.named_modules():
         group = kinds.get(type(module))
-        if group is None and isinstance(module, (MConditionAttnProcessor, FirstFrameEncoder)):
+        if group is None and isinstance(module, MConditionAttnProcessor):
             group = "mcondition_attention"
+        if group is None and isinstance(module, FirstFrameEncoder):
+            group = "first_frame_encoder"
         if group is None and isinstance(module, DQFormer):
             group = "dqformer"
         if group is not None:
@@ -375,6 +381,8 @@ class ParameterCounts:
     def table(self) -> str:
         lines = [f"{'part':<26}{'parameters':>15}{'of UNet':>10}"]
         for group, count in self.groups.items():
+            if count == 0 and group in OPTIONAL_GROUPS:
+                continue
             lines.append(f"{group:<26}{count:>15,}{count / self.base_unet:>10.2%}")
         lines.append(f"{'trainable':<26}{self.trainable:>15,}{self.share:>10.2%}")
         lines.append(f"{'base UNet':<26}{self.base_unet:>15,}")
