@@ -197,7 +197,7 @@ def scale_to_unit_rms(encoder: nn.Module, latents: Tensor, batch: int = 256) -> 
     Why: the query adds ``W_l·f`` with W_l trained by AdamW, whose steps do not shrink for
     a large input, so a feature scale of 7 (what the labels left) moves the base's query
     about 5× faster than the jointly trained encoder's (RMS 1.4) did; stage 2 from such an
-    encoder had a loss 3–6 % above the bundled run's by step 1,800 (docs/results.md).
+    encoder had a loss 6.1 % above the bundled run's over steps 1,501–1,817 (docs/results.md).
     A uniform scale leaves what the features separate unchanged.
     """
     squares = sum(encoder(latents[i:i + batch]).pow(2).sum().item()
