@@ -200,9 +200,11 @@ def scale_to_unit_rms(encoder: nn.Module, latents: Tensor, batch: int = 256) -> 
     encoder had a loss 6.1 % above the bundled run's over steps 1,501–1,817 (docs/results.md).
     A uniform scale leaves what the features separate unchanged.
     """
-    squares = sum(encoder(latents[i:i + batch]).pow(2).sum().item()
-                  for i in range(0, len(latents), batch))
-    count = latents.shape[0] * encoder(latents[:1]).numel()
+    squares, count = 0.0, 0
+    for i in range(0, len(latents), batch):
+        features = encoder(latents[i:i + batch])
+        squares += features.pow(2).sum().item()
+        count += features.numel()
     rms = (squares / count) ** 0.5
     last = encoder.layers[-1]
     last.weight.div_(rms)
