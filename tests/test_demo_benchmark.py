@@ -422,6 +422,19 @@ def test_look_alike_rows_follow_the_scenes_of_the_seed():
         f"| colour only | 0.0 % (0 / {looks}) | 100.0 % ({40 - looks} / {40 - looks}) |"]
 
 
+def test_a_command_that_would_score_nothing_is_refused(tmp_path, monkeypatch):
+    import aid_model.demo.benchmark as benchmark
+
+    monkeypatch.setattr(torch, "set_num_threads", lambda threads: None)
+    for variants, message in (("", "chooses no variant and no --weights or --sampling row"),
+                              ("w/o DE", "'w/o DE' without --train-steps")):
+        monkeypatch.setattr("sys.argv", ["benchmark", "--variants", variants,
+                                         "--out", str(tmp_path)])
+        with pytest.raises(SystemExit, match=re.escape(message)):
+            benchmark.main()
+    assert not (tmp_path / "seed.json").exists()  # refused before the folder was claimed
+
+
 def test_seed_option_scores_those_scenes_into_their_own_folder(tmp_path, monkeypatch, capsys):
     import aid_model.demo.benchmark as benchmark
 

@@ -560,6 +560,24 @@ def parse_weight_rows(items: list[str]) -> dict[str, Path]:
     return rows
 
 
+def check_something_to_score(variants: str | None, chosen: list[str], train_steps: int,
+                             weight_rows: dict, sampling_rows: dict) -> None:
+    """Refuses a command that would score nothing: ``--variants`` given (which leaves out
+    the base, bundled and ceiling rows) while naming no variant to retrain with
+    ``--train-steps`` and no ``--weights`` or ``--sampling`` row."""
+    if variants is None or weight_rows or sampling_rows or (chosen and train_steps):
+        return
+    if chosen:
+        raise SystemExit(
+            f"--variants {variants!r} without --train-steps: the variants are retrained, "
+            "give --train-steps N (the bundled model's budget is 4500), or leave out "
+            "--variants to score the base, bundled and ceiling rows")
+    raise SystemExit(
+        f"--variants {variants!r} chooses no variant and no --weights or --sampling row "
+        "was given: nothing to score; leave out --variants to score the base, bundled and "
+        "ceiling rows, or add --weights NAME=FILE")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -619,6 +637,9 @@ def main() -> None:
     weight_rows = parse_weight_rows(args.weights)
     sampling_rows = parse_sampling_rows(
         args.sampling, DEMO_OPTIONS, [BASE_ROW, BUNDLED_ROW, CEILING_ROW, *VARIANTS, *weight_rows])
+    if not args.kept_only:
+        check_something_to_score(args.variants, chosen, args.train_steps, weight_rows,
+                                 sampling_rows)
     claim_seed(args.out, args.seed, record_it=not args.kept_only)
     if args.kept_only:
         write_kept_table(args.out, weight_rows, sampling_rows, args.seed)
