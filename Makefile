@@ -42,9 +42,10 @@ demo-train: $(STAMP)
 
 # The miniature's benchmark with the paper's ablations (docs/results.md): every variant
 # retrained at the bundled model's budget, two at a time (one per core), then the whole
-# table and figure. Resumable: run it again after an interruption. Seven trainings of
-# 1.5–2.3 h (4,500 steps, one core each), two at a time: about 9 h on 2 CPU cores (an
-# estimate: 1.5 × the 3,700–5,500 s each and ≈ 6 h in all measured at 3,000 steps).
+# table and figure. Resumable: run it again after an interruption. Six trainings of
+# 2.6–3.1 h (4,500 steps, one core each, 2.1–2.5 s/step), two at a time: about 8–9 h on
+# 2 CPU cores by estimate; full AID is make demo-train's own stage-2 run (runs/demo/aid),
+# taken when its config matches, and a seventh training without it.
 ABLATION_STEPS ?= 4500
 .PHONY: demo-ablations
 demo-ablations: $(STAMP)

@@ -142,6 +142,37 @@ def test_variant_config_changes_only_the_ablation_switches_and_the_budget(tmp_pa
     assert full.loader == ablated.loader and full.optim == ablated.optim
 
 
+def test_full_aid_is_make_demo_trains_own_run_when_its_config_matches(tmp_path, monkeypatch):
+    """Full AID at the bundled budget is the run ``make demo-train`` already made: its
+    weights are copied (the run spelled its folders relatively and used 2 threads), while
+    another budget or an ablation trains."""
+    import aid_model.demo.benchmark as benchmark
+    import aid_model.train as train_module
+    from aid_model.demo.benchmark import train_variant
+
+    data_work = tmp_path / "demo"
+    (data_work / "synthetic_train").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    own = variant_config("full AID", 1000, tmp_path / "elsewhere", data_work).to_dict()
+    own.update(output_dir="demo/aid", runtime=dict(own["runtime"], threads=2))
+    own["data"]["root"] = "demo/synthetic_train"  # relative to the working directory
+    (data_work / "aid").mkdir()
+    (data_work / "aid" / "resolved_config.json").write_text(json.dumps(own))
+    (data_work / "aid" / "aid_final.safetensors").write_bytes(b"weights")
+    trained = []
+    monkeypatch.setattr(train_module, "train", lambda config, **kw: trained.append(
+        (config.optim.max_steps, config.aid.without_de)))
+
+    weights = train_variant("full AID", 1000, tmp_path / "bench", data_work)
+    assert weights.read_bytes() == b"weights" and trained == []
+    assert json.loads((weights.parent / "resolved_config.json").read_text()) == own
+    train_variant("full AID", 2000, tmp_path / "bench_2k", data_work)
+    train_variant("w/o DE", 1000, tmp_path / "bench", data_work)
+    assert trained == [(2000, False), (1000, True)]
+    assert benchmark.demo_train_run(
+        variant_config("full AID", 1000, tmp_path / "x", tmp_path / "other"), data_work) is None
+
+
 class _Child:
     def __init__(self, code: int):
         self.code = code

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from aid_model.train.cache import MANIFEST, FeatureCache, same_folder_spelling
-from aid_model.train.config import ConfigError
+from aid_model.train.cache import MANIFEST, FeatureCache
+from aid_model.train.config import ConfigError, with_absolute_folders
 
 
 def _settings(data_root: str, svd: str) -> dict:
@@ -43,8 +43,10 @@ def test_another_folder_is_still_another_setting(tmp_path, monkeypatch):
 def test_names_that_are_no_local_folder_are_kept_as_written(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     settings = _settings("missing/clips", "stabilityai/stable-video-diffusion-img2vid-xt")
-    assert same_folder_spelling(settings) == settings
+    assert with_absolute_folders(settings) == settings
     (tmp_path / "clips").mkdir()
-    spelled = same_folder_spelling(_settings("clips", "hub/id"))
+    spelled = with_absolute_folders(_settings("clips", "hub/id"))
     assert spelled["data"]["root"] == str(tmp_path / "clips")
     assert spelled["svd"] == "hub/id"
+    assert with_absolute_folders({"runs": ["clips", "cpu"], "n": 3}) == {
+        "runs": [str(tmp_path / "clips"), "cpu"], "n": 3}

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -255,13 +256,51 @@ def check_budget(name: str, steps: int, work: Path) -> None:
 
 
 def train_variant(name: str, steps: int, work: Path, data_work: Path) -> Path:
-    """Trains one variant (``variant_config``), resumable; returns its EMA weight file."""
+    """Trains one variant (``variant_config``), resumable; returns its EMA weight file.
+    Full AID at the bundled budget is ``make demo-train``'s own stage-2 run when that
+    run is there (``demo_train_run``): copied, not trained a second time."""
     from aid_model.train import train
 
     weights = variant_weights(name, work)
-    if not weights.exists():
-        train(variant_config(name, steps, work, data_work), resume="auto")
+    if weights.exists():
+        return weights
+    config = variant_config(name, steps, work, data_work)
+    own_run = demo_train_run(config, data_work) if not VARIANTS[name] else None
+    if own_run is None:
+        train(config, resume="auto")
+        return weights
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    for file in (own_run / "resolved_config.json", own_run / weights.name):
+        shutil.copyfile(file, weights.parent / file.name)
+    print(f"{name}: make demo-train's stage-2 run {own_run} has this config and budget; "
+          "its weights are taken, not trained again", flush=True)
     return weights
+
+
+def demo_train_run(config, data_work: Path) -> Path | None:
+    """``make demo-train``'s stage-2 run folder (``data_work/aid``) when it finished with
+    ``config``'s settings, all but where it wrote and how many threads it used; else None.
+    Why: full AID at the bundled budget is that very run (same config, data, cache and
+    seed), and training it again took a seventh of ``make demo-ablations`` (1.5–2.5 h)."""
+    from aid_model.train import FINAL_WEIGHTS
+    from aid_model.train.config import ConfigError, build_config, with_absolute_folders
+
+    run = data_work / "aid"
+    resolved = run / "resolved_config.json"
+    if not (resolved.is_file() and (run / FINAL_WEIGHTS).is_file()):
+        return None
+
+    def comparable(values: dict) -> dict:
+        values = with_absolute_folders(values)
+        values.pop("output_dir", None)
+        values.get("runtime", {}).pop("threads", None)
+        return values
+
+    try:  # read through the config classes: keys added since the run take their defaults
+        kept = build_config(json.loads(resolved.read_text())).to_dict()
+    except (ConfigError, ValueError):
+        return None
+    return run if comparable(kept) == comparable(config.to_dict()) else None
 
 
 def variant_weights(name: str, work: Path) -> Path:

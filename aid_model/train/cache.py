@@ -31,7 +31,7 @@ from safetensors.torch import save_file
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from aid_model.train.checkpoint import atomic_write_file
-from aid_model.train.config import ConfigError, TrainConfig
+from aid_model.train.config import ConfigError, TrainConfig, with_absolute_folders
 from aid_model.train.data import set_dataset_epoch
 from aid_model.train.distributed import DistributedContext
 from aid_model.train.features import FeatureEncoder, check_frames
@@ -47,7 +47,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 def cache_settings(config: TrainConfig) -> dict[str, Any]:
     """Everything the cached features depend on; a cache made with other settings is
-    refused rather than silently reused (folders compared by ``same_folder_spelling``)."""
+    refused rather than silently reused (folders compared by ``with_absolute_folders``)."""
     settings: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "data": config.data,
@@ -67,33 +67,6 @@ def cache_settings(config: TrainConfig) -> dict[str, Any]:
                         tokenizer_dir=config.text_encoder.tokenizer_dir,
                         text_dtype=config.model.dtype, num_states=config.aid.num_states)
     return settings
-
-
-# The settings that name a folder: data.root, the SVD folder, the text tower, its tokenizer.
-_FOLDER_KEYS = (("data", "root"), ("svd",), ("text_encoder",), ("tokenizer_dir",))
-
-
-def same_folder_spelling(settings: dict[str, Any]) -> dict[str, Any]:
-    """``settings`` with every folder that exists here spelled as its absolute path: how a
-    stored manifest and the wanted settings are compared.
-
-    Why: one folder reached by two spellings is one set of features. ``make demo-train``
-    names the miniature's folders by absolute path and the stage-2 config by paths
-    relative to the repository root, so a cache made by one was refused by the other
-    (a 16-min pre-pass run again). A value that is no local folder here (a hub id, a
-    folder since moved) is kept as written. Relative paths resolve against the working
-    directory, as the config's own paths do. The manifest itself keeps the paths as the
-    config wrote them, so a project moved as a whole still finds its cache.
-    """
-    normalised = json.loads(json.dumps(settings))
-    for keys in _FOLDER_KEYS:
-        holder = normalised
-        for key in keys[:-1]:
-            holder = holder.get(key) if isinstance(holder, dict) else None
-        value = holder.get(keys[-1]) if isinstance(holder, dict) else None
-        if isinstance(value, str) and value and Path(value).exists():
-            holder[keys[-1]] = str(Path(value).resolve())
-    return normalised
 
 
 def sample_file_name(sample_id: str) -> str:
@@ -128,8 +101,8 @@ class FeatureCache:
         if not path.is_file():
             return
         # Each side's local folders as absolute paths: one folder, two spellings, one cache.
-        stored = same_folder_spelling(json.loads(path.read_text(encoding="utf-8")))
-        expected = same_folder_spelling(self.settings)
+        stored = with_absolute_folders(json.loads(path.read_text(encoding="utf-8")))
+        expected = with_absolute_folders(self.settings)
         differing = sorted(k for k in set(stored) | set(expected)
                            if stored.get(k) != expected.get(k))
         if differing:

@@ -376,6 +376,26 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return values
 
 
+def with_absolute_folders(values: Any) -> Any:
+    """A copy of a JSON-like tree (settings, ``TrainConfig.to_dict()``) in which every
+    string naming a file or folder that exists here is its absolute path.
+
+    For comparing settings, not for storing them: one folder reached by two spellings
+    (relative to the working directory, as config paths are, or absolute) is one setting.
+    ``make demo-train`` names the miniature's folders absolutely and the stage-2 config
+    relatively, so a feature cache or a run made by one was taken for other settings by
+    the other. A string that names nothing here (a hub id, a moved folder, a choice such
+    as ``"cpu"``) is kept as written.
+    """
+    if isinstance(values, dict):
+        return {key: with_absolute_folders(value) for key, value in values.items()}
+    if isinstance(values, list):
+        return [with_absolute_folders(value) for value in values]
+    if isinstance(values, str) and values and Path(values).exists():
+        return str(Path(values).resolve())
+    return values
+
+
 def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
     """Reads a config file, applies ``key=value`` overrides, builds and validates it."""
     values = read_config_file(path)
