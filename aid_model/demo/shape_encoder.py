@@ -37,11 +37,11 @@ from torch import Tensor, nn
 
 from aid_model.aid import AIDModel, attach_aid, save_aid_weights
 from aid_model.conditioning import condition_latents
+from aid_model.demo.train_all import STAGE2_CONFIG
 from aid_model.synthetic import SyntheticClip, SyntheticClipDataset
 from aid_model.synthetic.world import COLOURS, SHAPES
 from aid_model.train.config import TrainConfig, load_train_config
 
-STAGE2_CONFIG = "configs/demo_synthetic.yaml"
 HELDOUT_SEED = 7000  # clip seeds no benchmark set uses (they start at 0 and 1000)
 
 
