@@ -54,7 +54,10 @@ def test_jsonl_rows_ids_splits_and_missing_files(media, tmp_path):
     validation = GenericDataset(annotations, "validation", size=16, num_frames=4)
     ids = [r.sample_id for r in validation.records]
     assert len(set(ids)) == 2 and ids[1].endswith("#3") and not validation.random_offset
-    assert len(GenericDataset(annotations, size=16, num_frames=4)) == 3  # no split: all rows
+    everything = GenericDataset(annotations, size=16, num_frames=4)
+    assert len(everything) == 3 and everything.random_offset  # no split: all rows, training
+    forced = GenericDataset(annotations, "validation", size=16, num_frames=4, random_offset=True)
+    assert forced.split == "validation" and forced.random_offset  # the caller's word wins
 
 
 def test_the_synthetic_world_layout_with_an_empty_instruction(media, tmp_path):

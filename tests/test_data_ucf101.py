@@ -67,7 +67,9 @@ def test_test_split_five_reference_frames_and_missing_listed_video(ucf_root):
 
 
 def test_all_split_needs_no_lists(ucf_root):
-    assert len(UCF101Dataset(ucf_root, "all", size=16)) == 4
+    everything = UCF101Dataset(ucf_root, "all", size=16)
+    assert len(everything) == 4 and not everything.random_offset  # scored on: fixed windows
+    assert UCF101Dataset(ucf_root, "train", size=16).random_offset
 
 
 def test_no_videos_is_an_error_naming_the_layout(tmp_path):

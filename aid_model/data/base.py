@@ -118,6 +118,11 @@ class SkipReport:
         return f"epoch {self.epoch}: {self.count:,}{of} samples skipped ({reasons}): {shown}{more}"
 
 
+# Splits a model is scored on: their windows start at the segment's first frame by default,
+# so that a score does not move with the epoch. "all" is UCF-101's zero-shot evaluation set.
+EVALUATION_SPLITS = ("validation", "val", "test", "all")
+
+
 class ClipDataset(torch.utils.data.Dataset):
     """Clips of T frames from ``records``; see the module docstring for the rules.
 
@@ -131,8 +136,11 @@ class ClipDataset(torch.utils.data.Dataset):
         stride: a positive int or "uniform" (see ``aid_model.data.clips``).
         size: output height and width (int or (h, w)), multiples of 8.
         num_reference_frames: K, 1 ≤ K < T.
+        split: the split the records were read for ("train", "validation"…; None: the
+            whole source), kept as ``self.split``.
         random_offset: draw the window's start at random (training); else it starts at the
-            segment's first frame. Only matters for an integer stride.
+            segment's first frame. Only matters for an integer stride. None: on unless
+            ``split`` is one that is evaluated on (``EVALUATION_SPLITS``).
         seed: the seed of the per-item generators.
         states_jsonl: a state cache (``python -m aid_model states --out``) joined by sample id
             (``aid_model.data.states``); None: every item has ``states == []`` unless its
@@ -154,7 +162,8 @@ class ClipDataset(torch.utils.data.Dataset):
         stride: int | str,
         size: int | Sequence[int] = 256,
         num_reference_frames: int = 1,
-        random_offset: bool = False,
+        split: str | None = None,
+        random_offset: bool | None = None,
         seed: int = 0,
         states_jsonl: str | Path | None = None,
         max_samples: int | None = None,
@@ -175,7 +184,10 @@ class ClipDataset(torch.utils.data.Dataset):
                 f"[1, {num_frames - 1}], got {num_reference_frames!r}"
             )
         self.num_reference_frames = num_reference_frames
-        self.random_offset = bool(random_offset)
+        self.split = split
+        self.random_offset = (
+            split not in EVALUATION_SPLITS if random_offset is None else bool(random_offset)
+        )
         self.seed = int(seed)
         self.epoch = 0
         self.dropped = list(dropped)

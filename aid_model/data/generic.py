@@ -117,7 +117,7 @@ class GenericDataset(ClipDataset):
     rows raise at once, naming the file and line; rows whose video or folder is missing are
     left out (``self.dropped``). ``split``: None uses every row; a name keeps the rows of
     that split when the file has a ``split`` column. Random temporal offsets are on unless
-    ``split`` is "validation" or "test".
+    ``split`` is one scored on ("validation", "val", "test", "all": ``EVALUATION_SPLITS``).
     """
 
     def __init__(
@@ -171,13 +171,11 @@ class GenericDataset(ClipDataset):
             stride=stride,
             size=size,
             num_reference_frames=num_reference_frames,
-            random_offset=(split not in ("validation", "val", "test"))
-            if random_offset is None
-            else random_offset,
+            split=split,
+            random_offset=random_offset,
             dropped=dropped,
             **options,
         )
-        self.split = split
 
     @staticmethod
     def _record(

@@ -148,8 +148,8 @@ class SSv2Dataset(ClipDataset):
             stride=stride,
             size=size,
             num_reference_frames=num_reference_frames,
-            random_offset=(split == "train") if random_offset is None else random_offset,
+            split=split,
+            random_offset=random_offset,
             dropped=dropped,
             **options,
         )
-        self.split = split

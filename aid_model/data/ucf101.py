@@ -108,8 +108,8 @@ class UCF101Dataset(ClipDataset):
             stride=stride,
             size=size,
             num_reference_frames=num_reference_frames,
-            random_offset=(split == "train") if random_offset is None else random_offset,
+            split=split,
+            random_offset=random_offset,
             dropped=dropped,
             **options,
         )
-        self.split = split
