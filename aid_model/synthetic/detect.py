@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from aid_model.synthetic.render import shape_coverage
-from aid_model.synthetic.scene import SceneObject, centroid_offset
+from aid_model.synthetic.scene import NamedObject, SceneObject, centroid_offset
 from aid_model.synthetic.world import COLOURS, SHAPES, WorldConfig
 
 # Least blend toward a primary for a pixel to count as part of an object.
@@ -48,7 +48,7 @@ _NEIGHBOURS = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or 
 
 
 @dataclass(frozen=True)
-class DetectedObject:
+class DetectedObject(NamedObject):
     """One object found in a frame.
 
     ``x``, ``y``: area centroid in px (pixel (0, 0) spans [0, 1) × [0, 1)). ``size``: the
@@ -64,14 +64,6 @@ class DetectedObject:
     size: float
     area: float
     shape_error: float
-
-    @property
-    def name(self) -> str:
-        return f"{self.colour} {self.shape}"
-
-    @property
-    def identity(self) -> tuple[str, str]:
-        return (self.colour, self.shape)
 
     def as_scene_object(self) -> SceneObject:
         """The object as a scene would hold it: integer size, box centre rather than centroid."""

@@ -18,15 +18,11 @@ from aid_model.synthetic.world import COLOURS, SHAPES, WorldConfig
 _PLACEMENT_TRIES = 200
 
 
-@dataclass(frozen=True)
-class SceneObject:
-    """One object: ``size`` is its bounding-box side in px, (``x``, ``y``) the box centre."""
+class NamedObject:
+    """What a drawn object and a detected one share: a colour and a shape, and so a name."""
 
     colour: str
     shape: str
-    size: int
-    x: float
-    y: float
 
     @property
     def name(self) -> str:
@@ -35,7 +31,19 @@ class SceneObject:
 
     @property
     def identity(self) -> tuple[str, str]:
+        """(colour, shape): unique within a scene."""
         return (self.colour, self.shape)
+
+
+@dataclass(frozen=True)
+class SceneObject(NamedObject):
+    """One object: ``size`` is its bounding-box side in px, (``x``, ``y``) the box centre."""
+
+    colour: str
+    shape: str
+    size: int
+    x: float
+    y: float
 
     def at(self, x: float, y: float) -> SceneObject:
         """The same object with its box centre at (x, y)."""
