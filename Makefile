@@ -43,9 +43,10 @@ demo-train: $(STAMP)
 # The miniature's benchmark with the paper's ablations (docs/results.md): every variant
 # retrained at the bundled model's budget, two at a time (one per core), then the whole
 # table and figure. Resumable: run it again after an interruption. Six trainings of
-# 2.6–3.1 h (4,500 steps, one core each, 2.1–2.5 s/step), two at a time: about 8–9 h on
-# 2 CPU cores by estimate; full AID is make demo-train's own stage-2 run (runs/demo/aid),
-# taken when its config matches, and a seventh training without it.
+# 4,500 steps, two at a time (one core each): about 2 h 12 min a pair and 6.6 h in all on
+# 2 otherwise idle CPU cores (estimated from the 1.70 s/step and 4 min of scoring measured,
+# docs/results.md). Full AID is make demo-train's own stage-2 run (runs/demo/aid), taken
+# when its config matches, and a seventh training without it.
 ABLATION_STEPS ?= 4500
 .PHONY: demo-ablations
 demo-ablations: $(STAMP)
