@@ -50,3 +50,9 @@ def test_names_that_are_no_local_folder_are_kept_as_written(tmp_path, monkeypatc
     assert spelled["svd"] == "hub/id"
     assert with_absolute_folders({"runs": ["clips", "cpu"], "n": 3}) == {
         "runs": [str(tmp_path / "clips"), "cpu"], "n": 3}
+
+
+def test_text_no_file_can_be_named_is_kept_as_written(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = {"note": "a long free-text setting " * 20, "bad": "nul\x00byte"}
+    assert with_absolute_folders(settings) == settings  # Path.exists would raise on both

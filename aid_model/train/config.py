@@ -391,9 +391,17 @@ def with_absolute_folders(values: Any) -> Any:
         return {key: with_absolute_folders(value) for key, value in values.items()}
     if isinstance(values, list):
         return [with_absolute_folders(value) for value in values]
-    if isinstance(values, str) and values and Path(values).exists():
+    if isinstance(values, str) and values and _names_a_path(values):
         return str(Path(values).resolve())
     return values
+
+
+def _names_a_path(text: str) -> bool:
+    # Path.exists raises for strings no file can have (too long a name): they name nothing.
+    try:
+        return Path(text).exists()
+    except (OSError, ValueError):
+        return False
 
 
 def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
