@@ -281,8 +281,8 @@ def demo_train_run(config, data_work: Path) -> Path | None:
     """``make demo-train``'s stage-2 run folder (``data_work/aid``) when it finished with
     ``config``'s settings, all but where it wrote and how many threads it used; else None.
     Why: full AID at the bundled budget is that very run (same config, data, cache and
-    seed), and training it again took a seventh of ``make demo-ablations`` (about 2 h 12 min
-    on one core of two: 4,500 steps at the 1.70 s/step of the first two ablations)."""
+    seed), and training it again took a seventh of ``make demo-ablations`` (each of the
+    four ablations measured took 1 h 55 min to 2 h 26 min on one core of two)."""
     from aid_model.train import FINAL_WEIGHTS
     from aid_model.train.config import ConfigError, build_config, with_absolute_folders
 
