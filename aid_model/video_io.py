@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -68,28 +69,92 @@ def write_frames(frames: Tensor, folder: str | Path, stem: str = "frame") -> lis
     return paths
 
 
-def contact_sheet(rows: list[Tensor], gap: int = 2, background: int = 255) -> Image.Image:
-    """One row per video (each (T, H, W, 3)), frames left to right, as a PIL image."""
+# Width (px) of the margin that row labels are written in, and the space around them.
+LABEL_MARGIN = 200
+LABEL_PADDING = 4
+
+
+def contact_sheet(rows: list[Tensor], gap: int = 2, background: int = 255,
+                  labels: list[str] | None = None) -> Image.Image:
+    """One row per video (each (T, H, W, 3)), frames left to right, as a PIL image.
+
+    ``labels``: one text per row (a variant's name, an instruction), written in a margin left
+    of its row, wrapped to the margin and cut with "…" where the row is too low for it."""
     arrays = [to_uint8(row) for row in rows]
+    if labels is not None and len(labels) != len(arrays):
+        raise ValueError(f"contact_sheet: {len(labels)} labels for {len(arrays)} rows; "
+                         "give one label per row, or labels=None")
     height = max(a.shape[1] for a in arrays)
     width = max(a.shape[2] for a in arrays)
     columns = max(a.shape[0] for a in arrays)
+    margin = 0 if labels is None else LABEL_MARGIN + gap
     sheet = np.full(
-        (len(arrays) * (height + gap) - gap, columns * (width + gap) - gap, 3),
+        (len(arrays) * (height + gap) - gap, margin + columns * (width + gap) - gap, 3),
         background,
         dtype=np.uint8,
     )
     for r, array in enumerate(arrays):
         for c, image in enumerate(array):
-            top, left = r * (height + gap), c * (width + gap)
+            top, left = r * (height + gap), margin + c * (width + gap)
             sheet[top : top + image.shape[0], left : left + image.shape[1]] = image
-    return Image.fromarray(sheet)
+    image = Image.fromarray(sheet)
+    if labels is not None:
+        _write_labels(image, labels, row_pitch=height + gap, row_height=height)
+    return image
 
 
-def write_contact_sheet(rows: list[Tensor], path: str | Path, gap: int = 2) -> Path:
+def _write_labels(image: Image.Image, labels: list[str], row_pitch: int, row_height: int
+                  ) -> None:
+    """Each label in the left margin of its row, in PIL's default font, black."""
+    from PIL import ImageDraw, ImageFont
+
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default()
+    line_height = draw.textbbox((0, 0), "Ag", font=font)[3] + 2
+    max_lines = max(1, (row_height - 2 * LABEL_PADDING) // line_height)
+    for row, label in enumerate(labels):
+        lines = _wrapped(label, lambda text: draw.textlength(text, font=font),
+                         LABEL_MARGIN - 2 * LABEL_PADDING, max_lines)
+        top = row * row_pitch + LABEL_PADDING
+        draw.multiline_text((LABEL_PADDING, top), "\n".join(lines), fill=(0, 0, 0), font=font,
+                            spacing=2)
+
+
+def _wrapped(text: str, length: Callable[[str], float], width: float, max_lines: int
+             ) -> list[str]:
+    """``text`` in lines no longer than ``width`` by ``length(line)``, words kept whole
+    unless one alone is too long; at most ``max_lines``, the last ended with "…" when
+    words were left out."""
+    lines: list[str] = []
+    for word in text.split():
+        candidate = f"{lines[-1]} {word}" if lines else word
+        if lines and length(candidate) <= width:
+            lines[-1] = candidate
+        else:
+            lines.append(word)
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = _cut(lines[-1], length, width, words_left_out=True)
+    return [_cut(line, length, width) for line in lines] or [""]
+
+
+def _cut(line: str, length: Callable[[str], float], width: float,
+         words_left_out: bool = False) -> str:
+    """``line`` as it is when it fits and nothing after it was left out; else shortened
+    from the end and ended with "…" so that it fits."""
+    if not words_left_out and length(line) <= width:
+        return line
+    while line and length(line + "…") > width:
+        line = line[:-1]
+    return line.rstrip() + "…"
+
+
+def write_contact_sheet(rows: list[Tensor], path: str | Path, gap: int = 2,
+                        labels: list[str] | None = None) -> Path:
+    """``contact_sheet(rows, gap, labels=labels)`` saved as ``path`` (PNG by its suffix)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    contact_sheet(rows, gap).save(path)
+    contact_sheet(rows, gap, labels=labels).save(path)
     return path
 
 

@@ -9,6 +9,7 @@ import re
 
 import pytest
 import torch
+from PIL import Image
 from tiny_models import tiny_aid_pipeline
 
 from aid_model.aid import AIDConfig
@@ -21,6 +22,7 @@ from aid_model.demo.benchmark import (
     check_budget,
     evaluate_autoencoder_ceiling,
     evaluate_pipeline,
+    example_labels,
     kind_rows,
     parse_weight_rows,
     row_inputs,
@@ -33,6 +35,7 @@ from aid_model.demo.load import DEMO_OPTIONS
 from aid_model.demo.sampling_rows import parse_sampling_rows
 from aid_model.synthetic import SyntheticClipDataset
 from aid_model.synthetic.lookalike import has_lookalike, lookalike_scenes
+from aid_model.video_io import LABEL_MARGIN
 
 WORLD_SIZED = AIDConfig(num_frames=8, num_states=4, dqformer_heads=4)
 
@@ -223,8 +226,16 @@ def test_the_kept_table_prints_what_was_scored_and_names_the_rest(tmp_path, caps
     assert "not scored yet: full AID (bundled), ground truth through the VAE" in text
     assert "w/o DE" not in text.split("not scored yet:")[1].splitlines()[0]
     assert "paired against" not in text  # no full AID row to pair with
-    assert (tmp_path / "rollouts.png").stat().st_size > 0
+    with Image.open(tmp_path / "rollouts.png") as figure:  # two labelled clips a row
+        assert figure.size == (LABEL_MARGIN + 2 + 8 * 18 - 2, 4 * 18 - 2)
     assert [row["name"] for row in json.loads((tmp_path / "scores.json").read_text())] == rows
+
+
+def test_the_figure_labels_each_example_with_its_scene_and_verdict():
+    scores = VariantScores("w/o DE", 0.5, 0.0, 0.1, 2.0, 4, 1.0, "1001")
+    assert example_labels(scores, 2) == ["w/o DE, scene 0: passes", "w/o DE, scene 1: fails"]
+    unrecorded = VariantScores("w/o DE", 0.5, 0.0, 0.1, 2.0, 4, 1.0)  # kept before verdicts
+    assert example_labels(unrecorded, 1) == ["w/o DE, scene 0"]
 
 
 def test_a_folder_trained_at_another_budget_is_refused(tmp_path):

@@ -17,6 +17,7 @@ from PIL import Image
 from torch import nn
 
 from aid_model.cli import main
+from aid_model.video_io import LABEL_MARGIN
 
 NUM_SAMPLES = 5
 FRAMES = 8  # the synthetic world's clip length; the AID weights below predict T = 8
@@ -148,7 +149,8 @@ def test_evaluation_writes_the_report_contact_sheet_and_shard(setup, single_run)
     assert report["versions"]["torch"] == torch.__version__
     # Ground truth above prediction for 3 samples; frames enlarged ×4 to 64 px.
     with Image.open(single_run / "samples.png") as sheet:
-        assert sheet.size == (FRAMES * 64 + (FRAMES - 1) * 2, 6 * 64 + 5 * 2)
+        # A labelled margin on the left: "sample i: ground truth" / "…: prediction".
+        assert sheet.size == (LABEL_MARGIN + 2 + FRAMES * 64 + (FRAMES - 1) * 2, 6 * 64 + 5 * 2)
     shards = sorted(p.name for p in (single_run / "shards").iterdir())
     assert shards == ["rank_0000.safetensors"]  # the batch chunks were folded into it
 

@@ -280,5 +280,7 @@ def run_manipulate(args: argparse.Namespace) -> int:
         print(f"wrote {write_mp4(video, stem.with_suffix('.mp4'), fps=args.fps)}")
         if args.gif:
             print(f"wrote {write_animation(video, stem.with_suffix('.gif'), fps=args.fps)}")
-    print(f"wrote {write_contact_sheet(videos, args.out_dir / 'contact_sheet.png')}")
+    sheet = write_contact_sheet(videos, args.out_dir / "contact_sheet.png",
+                                labels=list(args.instruction))
+    print(f"wrote {sheet}")
     return 0

@@ -400,6 +400,9 @@ def scored_variant(name: str, out: Path, score: Callable[[], tuple[VariantScores
     return scores, examples
 
 
+# Examples of each row in the figure (the first held-out scenes).
+FIGURE_EXAMPLES = 2
+
 BASE_ROW = "base alone (no text)"
 BUNDLED_ROW = "full AID (bundled)"
 CEILING_ROW = "ground truth through the VAE (ceiling)"
@@ -514,14 +517,32 @@ def print_table(results: list[VariantScores], seed: int = 0) -> None:
         print("\n".join(paired))
 
 
-def write_table(results: list[VariantScores], figure_rows: list[Tensor], out: Path,
+def example_labels(scores: VariantScores, count: int) -> list[str]:
+    """The figure's labels of a row's first ``count`` examples: the variant, the held-out
+    scene (examples are the first scenes, in order) and whether it passed there."""
+    labels = []
+    for scene in range(count):
+        verdict = ""
+        if scores.passed_scenes and scene < len(scores.passed_scenes):
+            verdict = ": passes" if scores.passed_scenes[scene] == "1" else ": fails"
+        labels.append(f"{scores.name}, scene {scene}{verdict}")
+    return labels
+
+
+def write_table(results: list[VariantScores], examples: list[list[Tensor]], out: Path,
                 seed: int = 0) -> None:
-    """Prints the Markdown table; writes ``out/rollouts.png`` (two examples per row) and
-    ``out/scores.json``."""
+    """Prints the Markdown table; writes ``out/scores.json`` and ``out/rollouts.png``: the
+    first ``FIGURE_EXAMPLES`` of each row's ``examples`` (one list per row of ``results``),
+    each labelled with its variant, scene and verdict."""
     from aid_model.video_io import write_contact_sheet
 
     print_table(results, seed)
-    write_contact_sheet(figure_rows, out / "rollouts.png")
+    figure_rows, labels = [], []
+    for scores, videos in zip(results, examples, strict=True):
+        shown = videos[:FIGURE_EXAMPLES]
+        figure_rows.extend(shown)
+        labels.extend(example_labels(scores, len(shown)))
+    write_contact_sheet(figure_rows, out / "rollouts.png", labels=labels)
     (out / "scores.json").write_text(json.dumps([s.__dict__ for s in results], indent=2))
 
 
@@ -535,21 +556,21 @@ def write_kept_table(out: Path, weight_rows: dict[str, Path] | None = None,
     would score them again)."""
     weight_rows = weight_rows or {}
     sampling_rows = sampling_rows or {}
-    results, figure_rows, missing, stale = [], [], [], []
+    results, examples, missing, stale = [], [], [], []
     for name in (BASE_ROW, BUNDLED_ROW, CEILING_ROW, *VARIANTS, *weight_rows, *sampling_rows):
         kept = kept_scores(name, out, complete=False)
         if kept is None:
             missing.append(name)
             continue
         results.append(kept[0])
-        figure_rows.extend(kept[1][:2])
+        examples.append(kept[1])
         if kept[0].inputs != row_inputs(name, kept[0].scenes, out, weight_rows,
                                         sampling_rows, seed):
             stale.append(name)
     if not results:
         raise SystemExit(f"--kept-only: no scores kept in {out / 'scores'}; run the benchmark "
                          "with the same --out first")
-    write_table(results, figure_rows, out, seed)
+    write_table(results, examples, out, seed)
     if missing:
         print(f"not scored yet: {', '.join(missing)}")
     if stale:
@@ -690,7 +711,7 @@ def main() -> None:
     from aid_model.svd import load_svd
 
     started = time.perf_counter()
-    results, figure_rows = [], []
+    results, examples_per_row = [], []
 
     def record(name: str, score: Callable[[], tuple[VariantScores, list[Tensor]]]) -> None:
         scores, examples = scored_variant(
@@ -698,7 +719,7 @@ def main() -> None:
             lambda: row_inputs(name, args.scenes, args.out, weight_rows, sampling_rows,
                                args.seed))
         results.append(scores)
-        figure_rows.extend(examples[:2])
+        examples_per_row.append(examples)
         print(scores.row(), flush=True)
 
     # The bundled model, loaded once for its row and the --sampling rows.
@@ -733,7 +754,7 @@ def main() -> None:
                 variant_pipeline(train_variant(name, args.train_steps, args.out, data_work)),
                 name, args.scenes, seed=args.seed))
     if args.variants is None:
-        write_table(results, figure_rows, args.out, args.seed)
+        write_table(results, examples_per_row, args.out, args.seed)
     else:
         print_table(results, args.seed)
     print(f"wall time of this run: {time.perf_counter() - started:.0f} s")

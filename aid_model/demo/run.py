@@ -50,12 +50,15 @@ def run_demo(out_dir: str | Path, scene_seed: int = DEFAULT_SCENE_SEED, device: 
                                      num_states)
     written: list[Path] = []
     videos = pipeline.manipulate(first, manipulation, states, options=options)
+    labels = []
     for instruction, video in zip(manipulation, videos, strict=True):
         name = instruction.replace(" ", "_")
         written.append(write_mp4(video, out_dir / f"{name}.mp4", fps=options.fps))
         ok = direction_accuracy(video[0].numpy(), video[-1].numpy(), instruction)
-        print(f"{instruction!r}: moved {'as told' if ok else 'NOT as told'}")
-    written.append(write_contact_sheet(videos, out_dir / "manipulation.png"))
+        verdict = "moved as told" if ok else "moved NOT as told"
+        labels.append(f"{instruction}: {verdict}")
+        print(f"{instruction!r}: {verdict}")
+    written.append(write_contact_sheet(videos, out_dir / "manipulation.png", labels=labels))
     from aid_model.pipeline import predict_long_video
 
     long_video = predict_long_video(pipeline, [first], long_plan, overlap=2, options=options,

@@ -96,11 +96,12 @@ def write_samples_sheet(rows: ShardRows, path: Path) -> Path | None:
 
     if rows.preview_indices is None or rows.preview_indices.numel() == 0:
         return None
-    sheet_rows = []
-    for real, generated in zip(rows.preview_real, rows.preview_generated, strict=True):
-        sheet_rows.append(_enlarged(real))
-        sheet_rows.append(_enlarged(generated))
-    return write_contact_sheet(sheet_rows, path, gap=2)
+    sheet_rows, labels = [], []
+    for index, real, generated in zip(rows.preview_indices.tolist(), rows.preview_real,
+                                      rows.preview_generated, strict=True):
+        sheet_rows += [_enlarged(real), _enlarged(generated)]
+        labels += [f"sample {index}: ground truth", f"sample {index}: prediction"]
+    return write_contact_sheet(sheet_rows, path, gap=2, labels=labels)
 
 
 def _enlarged(video: torch.Tensor) -> torch.Tensor:

@@ -53,7 +53,7 @@ def write_dataset(
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    preview: list[np.ndarray] = []
+    preview: list[SyntheticClip] = []
     with (
         (out / MANIFEST).open("w", encoding="utf-8") as manifest,
         (out / GROUND_TRUTH).open("w", encoding="utf-8") as truth,
@@ -64,7 +64,7 @@ def write_dataset(
             manifest.write(json.dumps(annotation(clip, relative, fps)) + "\n")
             truth.write(json.dumps({"path": relative, **ground_truth(clip)}) + "\n")
             if len(preview) < preview_clips:
-                preview.append(clip.frames)
+                preview.append(clip)
     if preview:
         write_preview(preview, out / CONTACT_SHEET)
     return out / MANIFEST
@@ -95,14 +95,16 @@ def ground_truth(clip: SyntheticClip) -> dict:
     }
 
 
-def write_preview(clips: list[np.ndarray], path: Path, scale: int = 2) -> Path:
-    """A contact sheet of uint8 (T, H, W, 3) clips, one row each, enlarged ``scale`` times."""
+def write_preview(clips: list[SyntheticClip], path: Path, scale: int = 2) -> Path:
+    """A contact sheet of the clips' frames (uint8 (T, H, W, 3) each), one row each, enlarged
+    ``scale`` times, labelled with the clip's id and instruction."""
     import torch
 
     from aid_model.video_io import write_contact_sheet
 
     rows = [
-        torch.from_numpy(clip.repeat(scale, axis=1).repeat(scale, axis=2)).float() / 255.0
+        torch.from_numpy(clip.frames.repeat(scale, axis=1).repeat(scale, axis=2)).float() / 255.0
         for clip in clips
     ]
-    return write_contact_sheet(rows, path)
+    labels = [f"{clip.sample_id}: {clip.instruction}" for clip in clips]
+    return write_contact_sheet(rows, path, labels=labels)
