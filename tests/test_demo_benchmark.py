@@ -233,9 +233,12 @@ def test_the_kept_table_prints_what_was_scored_and_names_the_rest(tmp_path, caps
 
 def test_the_figure_labels_each_example_with_its_scene_and_verdict():
     scores = VariantScores("w/o DE", 0.5, 0.0, 0.1, 2.0, 4, 1.0, "1001")
-    assert example_labels(scores, 2) == ["w/o DE, scene 0: passes", "w/o DE, scene 1: fails"]
+    assert example_labels(scores, ["move the red square up", "push the blue circle left"]) == [
+        'w/o DE, scene 0 "move the red square up": passes',
+        'w/o DE, scene 1 "push the blue circle left": fails']
     unrecorded = VariantScores("w/o DE", 0.5, 0.0, 0.1, 2.0, 4, 1.0)  # kept before verdicts
-    assert example_labels(unrecorded, 1) == ["w/o DE, scene 0"]
+    assert example_labels(unrecorded, ["move the red square up"]) == [
+        'w/o DE, scene 0 "move the red square up"']
 
 
 def test_a_folder_trained_at_another_budget_is_refused(tmp_path):

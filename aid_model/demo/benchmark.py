@@ -517,15 +517,16 @@ def print_table(results: list[VariantScores], seed: int = 0) -> None:
         print("\n".join(paired))
 
 
-def example_labels(scores: VariantScores, count: int) -> list[str]:
-    """The figure's labels of a row's first ``count`` examples: the variant, the held-out
-    scene (examples are the first scenes, in order) and whether it passed there."""
+def example_labels(scores: VariantScores, instructions: list[str]) -> list[str]:
+    """The figure's labels of a row's first examples, one per instruction (examples are
+    the first held-out scenes, in order): the variant, the scene, its instruction and
+    whether the row passed there (no verdict for scores kept before verdicts were)."""
     labels = []
-    for scene in range(count):
+    for scene, instruction in enumerate(instructions):
         verdict = ""
         if scores.passed_scenes and scene < len(scores.passed_scenes):
             verdict = ": passes" if scores.passed_scenes[scene] == "1" else ": fails"
-        labels.append(f"{scores.name}, scene {scene}{verdict}")
+        labels.append(f'{scores.name}, scene {scene} "{instruction}"{verdict}')
     return labels
 
 
@@ -533,15 +534,17 @@ def write_table(results: list[VariantScores], examples: list[list[Tensor]], out:
                 seed: int = 0) -> None:
     """Prints the Markdown table; writes ``out/scores.json`` and ``out/rollouts.png``: the
     first ``FIGURE_EXAMPLES`` of each row's ``examples`` (one list per row of ``results``),
-    each labelled with its variant, scene and verdict."""
+    each labelled with its variant, scene, instruction and verdict."""
     from aid_model.video_io import write_contact_sheet
 
     print_table(results, seed)
+    scenes = SyntheticClipDataset(FIGURE_EXAMPLES, split="heldout", seed=seed)
+    instructions = [scenes.clip(i).instruction for i in range(FIGURE_EXAMPLES)]
     figure_rows, labels = [], []
     for scores, videos in zip(results, examples, strict=True):
         shown = videos[:FIGURE_EXAMPLES]
         figure_rows.extend(shown)
-        labels.extend(example_labels(scores, len(shown)))
+        labels.extend(example_labels(scores, instructions[: len(shown)]))
     write_contact_sheet(figure_rows, out / "rollouts.png", labels=labels)
     (out / "scores.json").write_text(json.dumps([s.__dict__ for s in results], indent=2))
 
