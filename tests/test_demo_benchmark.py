@@ -198,11 +198,12 @@ def test_parallel_variants_fill_the_cache_once_then_split_the_variants(tmp_path,
     def popen(command, stdout, stderr):
         share = command[command.index("--variants") + 1]
         assert command[command.index("--seed") + 1] == "1000"  # the parent's scenes
+        assert command[command.index("--threads") + 1] == "1"  # and its threads
         events.append(("child", share))
         return _Child(1 if "w/o SA" in share else 0)
 
     monkeypatch.setattr(benchmark.subprocess, "Popen", popen)
-    args = argparse.Namespace(scenes=200, train_steps=1000, out=tmp_path, seed=1000)
+    args = argparse.Namespace(scenes=200, train_steps=1000, out=tmp_path, seed=1000, threads=1)
     names = ["full AID", "w/o DE", "w/o ME", "w/o SA", "w/o states"]
     with pytest.raises(SystemExit, match="w/o DE, w/o SA") as failure:
         train_in_parallel(names, 2, args, tmp_path / "data")
@@ -321,6 +322,14 @@ def test_an_empty_variant_list_scores_only_the_weight_rows(tmp_path, monkeypatch
     assert scored == [(weights, "4.5k", 2)]
     assert "| 4.5k | 50.0 % | 25.0 % | 25.0 % | 0.0 % |" in capsys.readouterr().out
     assert (tmp_path / "scores" / "4_5k.json").exists()
+
+
+def test_a_thread_count_below_one_is_refused(tmp_path, monkeypatch):
+    import aid_model.demo.benchmark as benchmark
+
+    monkeypatch.setattr("sys.argv", ["benchmark", "--threads", "0", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="--threads 0: give 1 or more"):
+        benchmark.main()
 
 
 def test_kept_scores_of_other_inputs_are_scored_again(tmp_path):

@@ -326,7 +326,7 @@ def train_in_parallel(names: list[str], jobs: int, args: argparse.Namespace,
         command = [sys.executable, "-m", "aid_model.demo.benchmark", "--scenes",
                    str(args.scenes), "--train-steps", str(args.train_steps), "--out",
                    str(args.out), "--data-work", str(data_work), "--seed", str(args.seed),
-                   "--variants", ",".join(share)]
+                   "--threads", str(args.threads), "--variants", ",".join(share)]
         print(f"job {index}: {', '.join(share)} (log: {log})", flush=True)
         with log.open("a") as output:
             children.append((share, log, subprocess.Popen(command, stdout=output,
@@ -657,6 +657,11 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1,
                         help="train the retrained variants in this many processes at once "
                         "(one per CPU core), then print the whole table")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads of this process (and of each --jobs child): 1 "
+                        "(default) was measured faster for two jobs on 2 cores; 2 trains one "
+                        "variant alone on 2 cores about 1.7 times as fast as one thread beside "
+                        "another job (docs/results.md)")
     parser.add_argument("--seed", type=int, default=0,
                         help="score on the held-out scenes (and noise seeds) of this seed: 0 "
                         "(default) the benchmark's, e.g. 1000 for a second set of scenes")
@@ -687,7 +692,9 @@ def main() -> None:
                          "seed")
     if args.out is None:
         args.out = Path("runs/bench_demo" + (f"_seed{args.seed}" if args.seed else ""))
-    torch.set_num_threads(1)  # measured faster on 2 shared cores (docs/training.md)
+    if args.threads < 1:
+        raise SystemExit(f"--threads {args.threads}: give 1 or more")
+    torch.set_num_threads(args.threads)
     # --variants "" chooses none of them: with --weights, only those rows are scored.
     chosen = list(VARIANTS) if args.variants is None else [
         name.strip() for name in args.variants.split(",") if name.strip()]
