@@ -176,6 +176,50 @@ def test_full_aid_is_make_demo_trains_own_run_when_its_config_matches(tmp_path, 
         variant_config("full AID", 1000, tmp_path / "x", tmp_path / "other"), data_work) is None
 
 
+def test_full_aid_on_a_fresh_clone_is_the_bundled_model_demo_model_json_records(
+        tmp_path, monkeypatch):
+    """No ``make demo-train`` run (a fresh clone): full AID at the bundled budget over the
+    default training set is the bundled ``aid.safetensors``, whose resolved stage-2 config
+    ``demo_model.json`` records; another budget trains, and so does a bundled file that is
+    no longer the one recorded (its sha256 differs)."""
+    import shutil
+
+    import aid_model.demo.benchmark as benchmark
+    import aid_model.train as train_module
+    from aid_model.demo.paths import AID_FILE, DEMO_DIR, MANIFEST
+    from aid_model.demo.train_all import REPO
+
+    data_work = REPO / "runs" / "demo"  # --data-work's default: the recorded training set
+    monkeypatch.setattr(benchmark, "demo_train_run", lambda config, data_work: None)
+    trained = []
+    monkeypatch.setattr(train_module, "train",
+                        lambda config, **kw: trained.append(config.optim.max_steps))
+
+    weights = benchmark.train_variant("full AID", 4500, tmp_path / "bench", data_work)
+    assert trained == [] and weights.read_bytes() == (DEMO_DIR / AID_FILE).read_bytes()
+    recorded = json.loads((DEMO_DIR / MANIFEST).read_text())["stage2"]["resolved_config"]
+    assert json.loads((weights.parent / "resolved_config.json").read_text()) == recorded
+    check_budget("full AID", 4500, tmp_path / "bench")  # the copied config has the budget
+    benchmark.train_variant("full AID", 3000, tmp_path / "bench_3k", data_work)
+    assert trained == [3000]
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(DEMO_DIR, bundle, ignore=shutil.ignore_patterns("svd", "text_encoder"))
+    (bundle / AID_FILE).write_bytes(b"retrained without updating demo_model.json")
+    monkeypatch.setattr(benchmark, "DEMO_DIR", bundle)
+    benchmark.train_variant("full AID", 4500, tmp_path / "bench_other", data_work)
+    assert trained == [3000, 4500]
+
+
+def test_repo_relative_spells_repository_folders_relatively_and_keeps_others(tmp_path):
+    from aid_model.demo.train_all import REPO, repo_relative
+
+    values = {"model": {"svd": str(REPO / "demo_model" / "svd")}, "out": str(tmp_path),
+              "list": [str(REPO / "configs")], "device": "cpu", "steps": 3}
+    assert repo_relative(values) == {"model": {"svd": "demo_model/svd"}, "out": str(tmp_path),
+                                     "list": ["configs"], "device": "cpu", "steps": 3}
+
+
 class _Child:
     def __init__(self, code: int):
         self.code = code

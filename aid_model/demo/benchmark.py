@@ -41,8 +41,9 @@ import torch
 from torch import Tensor, nn
 
 from aid_model.demo.load import DEMO_OPTIONS, demo_files
+from aid_model.demo.paths import AID_FILE, DEMO_DIR, MANIFEST, SVD_DIR, TEXT_ENCODER_DIR
 from aid_model.demo.sampling_rows import parse_sampling_rows
-from aid_model.demo.train_all import REPO
+from aid_model.demo.train_all import REPO, file_sha256, repo_relative
 from aid_model.pipeline.options import PredictionOptions
 from aid_model.synthetic import SyntheticClip, SyntheticClipDataset
 from aid_model.synthetic.accuracy import check_direction
@@ -228,7 +229,6 @@ def variant_config(name: str, steps: int, work: Path, data_work: Path):
     (same data, feature cache, steps, seed), training into ``work/<slug>``. ``data_work`` is
     ``make demo-train``'s folder: its training set and feature cache are shared by every
     variant (the cache is computed once)."""
-    from aid_model.demo.paths import DEMO_DIR, SVD_DIR, TEXT_ENCODER_DIR
     from aid_model.demo.train_all import STAGE2_CONFIG
     from aid_model.train import load_train_config
 
@@ -257,51 +257,80 @@ def check_budget(name: str, steps: int, work: Path) -> None:
 
 def train_variant(name: str, steps: int, work: Path, data_work: Path) -> Path:
     """Trains one variant (``variant_config``), resumable; returns its EMA weight file.
-    Full AID at the bundled budget is ``make demo-train``'s own stage-2 run when that
-    run is there (``demo_train_run``): copied, not trained a second time."""
-    from aid_model.train import train
+    Full AID is not trained a second time where it already was with the same settings:
+    ``make demo-train``'s own stage-2 run when that run is there (``demo_train_run``), else
+    the bundled weights when ``demo_model.json`` records these settings for them
+    (``bundled_stage2``: a fresh clone has no run). Their weights and the resolved config
+    they were trained with are copied."""
+    from aid_model.train import FINAL_WEIGHTS, train
 
     weights = variant_weights(name, work)
     if weights.exists():
         return weights
     config = variant_config(name, steps, work, data_work)
-    own_run = demo_train_run(config, data_work) if not VARIANTS[name] else None
-    if own_run is None:
+    kept: tuple[Path, str] | None = None
+    if not VARIANTS[name]:
+        if (run := demo_train_run(config, data_work)) is not None:
+            kept = (run / FINAL_WEIGHTS, (run / "resolved_config.json").read_text())
+        elif (recorded := bundled_stage2(config)) is not None:
+            kept = (DEMO_DIR / AID_FILE, json.dumps(recorded, indent=2))
+    if kept is None:
         train(config, resume="auto")
         return weights
     weights.parent.mkdir(parents=True, exist_ok=True)
-    for file in (own_run / "resolved_config.json", own_run / weights.name):
-        shutil.copyfile(file, weights.parent / file.name)
-    print(f"{name}: make demo-train's stage-2 run {own_run} has this config and budget; "
-          "its weights are taken, not trained again", flush=True)
+    shutil.copyfile(kept[0], weights)
+    (weights.parent / "resolved_config.json").write_text(kept[1])
+    print(f"{name}: {kept[0]} was trained with this config and budget; taken, not trained "
+          "again", flush=True)
     return weights
+
+
+def comparable_settings(values: dict) -> dict | None:
+    """A run's settings as ``train_variant`` compares them: read through the config classes
+    (keys added since the run take their defaults), folders spelled as ``repo_relative``
+    spells them, without where it wrote and how many threads it used; None when they no
+    longer load."""
+    from aid_model.train.config import ConfigError, build_config
+
+    try:
+        settings = repo_relative(build_config(values).to_dict())
+    except (ConfigError, ValueError):
+        return None
+    settings.pop("output_dir", None)
+    settings.get("runtime", {}).pop("threads", None)
+    return settings
 
 
 def demo_train_run(config, data_work: Path) -> Path | None:
     """``make demo-train``'s stage-2 run folder (``data_work/aid``) when it finished with
-    ``config``'s settings, all but where it wrote and how many threads it used; else None.
+    ``config``'s settings (``comparable_settings``); else None.
     Why: full AID at the bundled budget is that very run (same config, data, cache and
     seed), and training it again took a seventh of ``make demo-ablations`` (each of the
     four ablations measured took 1 h 55 min to 2 h 26 min on one core of two)."""
     from aid_model.train import FINAL_WEIGHTS
-    from aid_model.train.config import ConfigError, build_config, with_absolute_folders
 
     run = data_work / "aid"
     resolved = run / "resolved_config.json"
     if not (resolved.is_file() and (run / FINAL_WEIGHTS).is_file()):
         return None
+    kept = comparable_settings(json.loads(resolved.read_text()))
+    return run if kept is not None and kept == comparable_settings(config.to_dict()) else None
 
-    def comparable(values: dict) -> dict:
-        values = with_absolute_folders(values)
-        values.pop("output_dir", None)
-        values.get("runtime", {}).pop("threads", None)
-        return values
 
-    try:  # read through the config classes: keys added since the run take their defaults
-        kept = build_config(json.loads(resolved.read_text())).to_dict()
-    except (ConfigError, ValueError):
+def bundled_stage2(config) -> dict | None:
+    """The resolved stage-2 config ``demo_model.json`` records for the bundled
+    ``aid.safetensors`` when it has ``config``'s settings (``comparable_settings``) and the
+    file is still the one it trained (same sha256); else None."""
+    manifest = DEMO_DIR / MANIFEST
+    if not manifest.is_file():
         return None
-    return run if comparable(kept) == comparable(config.to_dict()) else None
+    stage2 = json.loads(manifest.read_text()).get("stage2") or {}
+    recorded = stage2.get("resolved_config")
+    if not isinstance(recorded, dict) or stage2.get("aid_sha256") != file_sha256(
+            DEMO_DIR / AID_FILE):
+        return None
+    kept = comparable_settings(recorded)
+    return recorded if kept is not None and kept == comparable_settings(config.to_dict()) else None
 
 
 def variant_weights(name: str, work: Path) -> Path:
@@ -341,7 +370,6 @@ def train_in_parallel(names: list[str], jobs: int, args: argparse.Namespace,
 def variant_pipeline(weights: Path):
     """The miniature's base and text tower with the AID weights of one variant."""
     from aid_model.aid import attach_aid_from_file
-    from aid_model.demo.paths import DEMO_DIR, SVD_DIR, TEXT_ENCODER_DIR
     from aid_model.pipeline import AIDPipeline
     from aid_model.svd import load_svd
     from aid_model.text_encoder import load_text_encoder

@@ -6,18 +6,23 @@
 2. the instructed training set in the generic format (``python -m aid_model synthetic``);
 3. stage 2: ``python -m aid_model train --config configs/demo_synthetic.yaml`` — the same
    trainer users run — then its EMA weights → ``demo_model/aid.safetensors``;
-4. ``demo_model/demo_model.json``: what was trained, losses and wall times.
+4. ``demo_model/demo_model.json``: what was trained, losses and wall times, with stage 2's
+   resolved config and the sha256 of the weights it gave (``stage2_record``), so that
+   ``make demo-ablations`` on a fresh clone can take the bundled weights as its full AID
+   row instead of training them again.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
-from aid_model.demo.paths import AID_FILE, DEMO_DIR, MANIFEST, SVD_DIR
+from aid_model.demo.paths import AID_FILE, DEMO_DIR, MANIFEST, SVD_DIR, TEXT_ENCODER_DIR
 
 REPO = Path(__file__).resolve().parents[2]
 STAGE2_CONFIG = REPO / "configs" / "demo_synthetic.yaml"
@@ -33,6 +38,49 @@ def write_training_set(folder: Path, num_clips: int = TRAIN_CLIPS) -> Path:
 
     seeds = clip_seeds("train", 0, num_clips)
     return write_dataset(folder, (generate_clip(seed, num_states=4) for seed in seeds))
+
+
+def stage2_config(work: Path, out: Path):
+    """Stage 2's training config: ``configs/demo_synthetic.yaml`` over the base in ``out``,
+    on the training set and feature cache in ``work``, training into ``work/aid``."""
+    from aid_model.train import load_train_config
+
+    return load_train_config(STAGE2_CONFIG, [
+        f"output_dir={work / 'aid'}", f"model.svd={out / SVD_DIR}",
+        f"text_encoder.source={out / TEXT_ENCODER_DIR}",
+        f"data.root={work / 'synthetic_train'}", f"cache.dir={work / 'feature_cache'}",
+    ])
+
+
+def repo_relative(values: Any) -> Any:
+    """A copy of a JSON-like tree (``TrainConfig.to_dict()``) in which every folder inside
+    this repository is spelled relative to it (others absolute where they exist here), so
+    that settings recorded on one clone compare equal on another."""
+    from aid_model.train.config import with_absolute_folders
+
+    def relative(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: relative(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [relative(item) for item in value]
+        if isinstance(value, str) and Path(value).is_absolute():
+            path = Path(value)
+            return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else value
+        return value
+
+    return relative(with_absolute_folders(values))
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def stage2_record(config, weights: Path) -> dict:
+    """What ``demo_model.json`` keeps of stage 2: its config file, the resolved settings
+    (``repo_relative``) and the sha256 of the weights they trained."""
+    return {"config": str(STAGE2_CONFIG.relative_to(REPO)),
+            "resolved_config": repo_relative(config.to_dict()),
+            "aid_sha256": file_sha256(weights)}
 
 
 def main() -> None:
@@ -64,13 +112,9 @@ def main() -> None:
     timings["dataset_s"] = round(time.perf_counter() - start, 1)
 
     start = time.perf_counter()
-    from aid_model.train import FINAL_WEIGHTS, load_train_config, train
+    from aid_model.train import FINAL_WEIGHTS, train
 
-    config = load_train_config(STAGE2_CONFIG, [
-        f"output_dir={work / 'aid'}", f"model.svd={out / SVD_DIR}",
-        f"text_encoder.source={out / 'text_encoder'}", f"data.root={data}",
-        f"cache.dir={work / 'feature_cache'}",
-    ])
+    config = stage2_config(work, out)
     result = train(config, resume="auto")
     shutil.copyfile(Path(config.output_dir) / FINAL_WEIGHTS, out / AID_FILE)
     timings["stage2_s"] = round(time.perf_counter() - start, 1)
@@ -80,7 +124,7 @@ def main() -> None:
         "what": "miniature AID trained on the synthetic instruction world (docs/results.md)",
         "command": "make demo-train",
         "stage1": json.loads(stage1.read_text()) if stage1.exists() else None,
-        "stage2": {"config": "configs/demo_synthetic.yaml", "result": str(result)},
+        "stage2": {**stage2_record(config, out / AID_FILE), "result": str(result)},
         "timings": timings,
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
