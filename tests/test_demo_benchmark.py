@@ -181,7 +181,7 @@ def test_full_aid_on_a_fresh_clone_is_the_bundled_model_demo_model_json_records(
     """No ``make demo-train`` run (a fresh clone): full AID at the bundled budget over the
     default training set is the bundled ``aid.safetensors``, whose resolved stage-2 config
     ``demo_model.json`` records; another budget trains, and so does a bundled file that is
-    no longer the one recorded (its sha256 differs)."""
+    no longer the one recorded (its content identity differs)."""
     import shutil
 
     import aid_model.demo.benchmark as benchmark

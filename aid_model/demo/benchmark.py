@@ -43,7 +43,7 @@ from torch import Tensor, nn
 from aid_model.demo.load import DEMO_OPTIONS, demo_files
 from aid_model.demo.paths import AID_FILE, DEMO_DIR, MANIFEST, SVD_DIR, TEXT_ENCODER_DIR
 from aid_model.demo.sampling_rows import parse_sampling_rows
-from aid_model.demo.train_all import REPO, file_sha256, repo_relative
+from aid_model.demo.train_all import REPO, repo_relative
 from aid_model.pipeline.options import PredictionOptions
 from aid_model.synthetic import SyntheticClip, SyntheticClipDataset
 from aid_model.synthetic.accuracy import check_direction
@@ -320,13 +320,15 @@ def demo_train_run(config, data_work: Path) -> Path | None:
 def bundled_stage2(config) -> dict | None:
     """The resolved stage-2 config ``demo_model.json`` records for the bundled
     ``aid.safetensors`` when it has ``config``'s settings (``comparable_settings``) and the
-    file is still the one it trained (same sha256); else None."""
+    file is still the one it trained (same ``file_identity``); else None."""
+    from aid_model.evaluate.identity import file_identity
+
     manifest = DEMO_DIR / MANIFEST
     if not manifest.is_file():
         return None
     stage2 = json.loads(manifest.read_text()).get("stage2") or {}
     recorded = stage2.get("resolved_config")
-    if not isinstance(recorded, dict) or stage2.get("aid_sha256") != file_sha256(
+    if not isinstance(recorded, dict) or stage2.get("aid_identity") != file_identity(
             DEMO_DIR / AID_FILE):
         return None
     kept = comparable_settings(recorded)

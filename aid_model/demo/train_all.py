@@ -7,7 +7,7 @@
 3. stage 2: ``python -m aid_model train --config configs/demo_synthetic.yaml`` — the same
    trainer users run — then its EMA weights → ``demo_model/aid.safetensors``;
 4. ``demo_model/demo_model.json``: what was trained, losses and wall times, with stage 2's
-   resolved config and the sha256 of the weights it gave (``stage2_record``), so that
+   resolved config and the content identity of the weights it gave (``stage2_record``), so that
    ``make demo-ablations`` on a fresh clone can take the bundled weights as its full AID
    row instead of training them again.
 """
@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import time
@@ -71,16 +70,14 @@ def repo_relative(values: Any) -> Any:
     return relative(with_absolute_folders(values))
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def stage2_record(config, weights: Path) -> dict:
     """What ``demo_model.json`` keeps of stage 2: its config file, the resolved settings
-    (``repo_relative``) and the sha256 of the weights they trained."""
+    (``repo_relative``) and the content identity of the weights they trained."""
+    from aid_model.evaluate.identity import file_identity
+
     return {"config": str(STAGE2_CONFIG.relative_to(REPO)),
             "resolved_config": repo_relative(config.to_dict()),
-            "aid_sha256": file_sha256(weights)}
+            "aid_identity": file_identity(weights)}
 
 
 def main() -> None:
