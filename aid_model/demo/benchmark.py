@@ -224,11 +224,14 @@ def evaluate_autoencoder_ceiling(vae, name: str, num_scenes: int = 200, batch_si
     return score_predictions(predict, name, num_scenes, batch_size, seed)
 
 
-def variant_config(name: str, steps: int, work: Path, data_work: Path):
+def variant_config(name: str, steps: int, work: Path, data_work: Path,
+                   threads: int | None = None):
     """The bundled model's stage-2 config with only the variant's ablation switches changed
     (same data, feature cache, steps, seed), training into ``work/<slug>``. ``data_work`` is
     ``make demo-train``'s folder: its training set and feature cache are shared by every
-    variant (the cache is computed once)."""
+    variant (the cache is computed once). ``threads`` (``--threads``) replaces the config's
+    ``runtime.threads``, which the trainer applies when it starts: without it a run meant
+    for both cores trained on one."""
     from aid_model.demo.train_all import STAGE2_CONFIG
     from aid_model.train import load_train_config
 
@@ -238,6 +241,8 @@ def variant_config(name: str, steps: int, work: Path, data_work: Path):
                  f"data.root={data_work / 'synthetic_train'}",
                  f"cache.dir={data_work / 'feature_cache'}"]
     overrides += [f"aid.{switch}=true" for switch in VARIANTS[name]]
+    if threads is not None:
+        overrides.append(f"runtime.threads={threads}")
     return load_train_config(STAGE2_CONFIG, overrides)
 
 
@@ -255,7 +260,8 @@ def check_budget(name: str, steps: int, work: Path) -> None:
             "to continue that table)")
 
 
-def train_variant(name: str, steps: int, work: Path, data_work: Path) -> Path:
+def train_variant(name: str, steps: int, work: Path, data_work: Path,
+                  threads: int | None = None) -> Path:
     """Trains one variant (``variant_config``), resumable; returns its EMA weight file.
     Full AID is not trained a second time where it already was with the same settings:
     ``make demo-train``'s own stage-2 run when that run is there (``demo_train_run``), else
@@ -267,7 +273,7 @@ def train_variant(name: str, steps: int, work: Path, data_work: Path) -> Path:
     weights = variant_weights(name, work)
     if weights.exists():
         return weights
-    config = variant_config(name, steps, work, data_work)
+    config = variant_config(name, steps, work, data_work, threads)
     kept: tuple[Path, str] | None = None
     if not VARIANTS[name]:
         if (run := demo_train_run(config, data_work)) is not None:
@@ -791,7 +797,8 @@ def main() -> None:
             train_in_parallel(chosen, args.jobs, args, data_work)
         for name in chosen:
             record(name, lambda name=name: evaluate_pipeline(
-                variant_pipeline(train_variant(name, args.train_steps, args.out, data_work)),
+                variant_pipeline(train_variant(name, args.train_steps, args.out, data_work,
+                                               args.threads)),
                 name, args.scenes, seed=args.seed))
     if args.variants is None:
         write_table(results, examples_per_row, args.out, args.seed)
