@@ -231,6 +231,15 @@ def test_repo_relative_spells_repository_folders_relatively_and_keeps_others(tmp
                                      "list": ["configs"], "device": "cpu", "steps": 3}
 
 
+def test_make_demo_trains_threads_reach_stage_two_and_leave_its_record_comparable(tmp_path):
+    from aid_model.demo.train_all import stage2_config
+
+    default = stage2_config(tmp_path / "work", tmp_path / "out")
+    two = stage2_config(tmp_path / "work", tmp_path / "out", threads=2)
+    assert two.runtime.threads == 2 and default.runtime.threads != 2
+    assert comparable_settings(two.to_dict()) == comparable_settings(default.to_dict())
+
+
 class _Child:
     def __init__(self, code: int):
         self.code = code
