@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=DEMO_DIR)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads of every stage; 1 (default) is the safe choice "
-                        "on a shared 2-core machine, 2 trains stage 2 about 1.3 times as "
+                        "on a shared 2-core machine, 2 trains stage 2 about 1.5 times as "
                         "fast on 2 otherwise idle cores (docs/results.md)")
     args = parser.parse_args()
     import torch
