@@ -232,18 +232,11 @@ def variant_config(name: str, steps: int, work: Path, data_work: Path,
     variant (the cache is computed once). ``threads`` (``--threads``) replaces the config's
     ``runtime.threads``, which the trainer applies when it starts: without it a run meant
     for both cores trained on one."""
-    from aid_model.demo.train_all import STAGE2_CONFIG
-    from aid_model.train import load_train_config
+    from aid_model.demo.train_all import stage2_config
 
-    overrides = [f"output_dir={work / variant_slug(name)}", f"optim.max_steps={steps}",
-                 f"model.svd={DEMO_DIR / SVD_DIR}",
-                 f"text_encoder.source={DEMO_DIR / TEXT_ENCODER_DIR}",
-                 f"data.root={data_work / 'synthetic_train'}",
-                 f"cache.dir={data_work / 'feature_cache'}"]
-    overrides += [f"aid.{switch}=true" for switch in VARIANTS[name]]
-    if threads is not None:
-        overrides.append(f"runtime.threads={threads}")
-    return load_train_config(STAGE2_CONFIG, overrides)
+    extra = [f"output_dir={work / variant_slug(name)}", f"optim.max_steps={steps}"]
+    extra += [f"aid.{switch}=true" for switch in VARIANTS[name]]
+    return stage2_config(data_work, DEMO_DIR, threads, extra)
 
 
 def check_budget(name: str, steps: int, work: Path) -> None:

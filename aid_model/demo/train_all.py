@@ -18,6 +18,7 @@ import argparse
 import json
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +40,14 @@ def write_training_set(folder: Path, num_clips: int = TRAIN_CLIPS) -> Path:
     return write_dataset(folder, (generate_clip(seed, num_states=4) for seed in seeds))
 
 
-def stage2_config(work: Path, out: Path, threads: int | None = None):
+def stage2_config(work: Path, out: Path, threads: int | None = None,
+                  extra: Sequence[str] = ()):
     """Stage 2's training config: ``configs/demo_synthetic.yaml`` over the base in ``out``,
     on the training set and feature cache in ``work``, training into ``work/aid``.
     ``threads`` (``--threads``) replaces the file's ``runtime.threads``: the trainer sets
-    torch's threads from the config, so without it stage 2 kept the file's one thread."""
+    torch's threads from the config, so without it stage 2 kept the file's one thread.
+    ``extra`` overrides come last and win (the benchmark's variants: their folder, budget
+    and ablation switches)."""
     from aid_model.train import load_train_config
 
     overrides = [
@@ -53,7 +57,7 @@ def stage2_config(work: Path, out: Path, threads: int | None = None):
     ]
     if threads is not None:
         overrides.append(f"runtime.threads={threads}")
-    return load_train_config(STAGE2_CONFIG, overrides)
+    return load_train_config(STAGE2_CONFIG, [*overrides, *extra])
 
 
 def repo_relative(values: Any) -> Any:
