@@ -595,3 +595,76 @@ def test_a_folder_keeps_the_scores_of_one_seed(tmp_path):
     assert not (tmp_path / "old" / "seed.json").exists()
     claim_seed(tmp_path / "old", 0)
     assert json.loads((tmp_path / "old" / "seed.json").read_text()) == {"seed": 0}
+
+
+def _finished_run(folder, name: str, steps: int, content: bytes) -> None:
+    """A benchmark folder's finished run of ``name``: its weights and resolved budget."""
+    from aid_model.demo.benchmark import variant_slug
+
+    run = folder / variant_slug(name)
+    run.mkdir(parents=True)
+    (run / "resolved_config.json").write_text(json.dumps({"optim": {"max_steps": steps}}))
+    (run / "aid_final.safetensors").write_bytes(content)
+
+
+def test_trained_in_scores_another_folders_variants_without_training_them(tmp_path,
+                                                                            monkeypatch):
+    """The 1,000-scene check of a table: the variants runs/bench_demo trained are scored
+    into another --out, not trained there again (nor their training set written)."""
+    import aid_model.demo.benchmark as benchmark
+    import aid_model.train as train_module
+
+    source, out = tmp_path / "bench_demo", tmp_path / "bench_1000"
+    _finished_run(source, "w/o DE", 10, b"trained w/o DE")
+    _finished_run(source, "w/o ME", 10, b"trained w/o ME")
+    scored = []
+
+    def evaluate(pipeline, name, num_scenes, **kw):
+        scored.append((name, pipeline, num_scenes))
+        return (VariantScores(name, 0.5, 0.25, 0.1, 2.0, num_scenes, 1.0, "101", 0.25, 0.0),
+                [torch.rand(8, 4, 4, 3)])
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("nothing may be trained or written for training")
+
+    monkeypatch.setattr(benchmark, "variant_pipeline", lambda path: path)
+    monkeypatch.setattr(benchmark, "evaluate_pipeline", evaluate)
+    monkeypatch.setattr(train_module, "train", refuse)
+    monkeypatch.setattr("aid_model.demo.train_all.write_training_set", refuse)
+    monkeypatch.setattr(torch, "set_num_threads", lambda threads: None)
+    argv = ["benchmark", "--scenes", "3", "--train-steps", "10", "--variants", "w/o DE,w/o ME",
+            "--jobs", "2", "--out", str(out), "--trained-in", str(source),
+            "--data-work", str(tmp_path / "no_data")]
+    monkeypatch.setattr("sys.argv", argv)
+    benchmark.main()
+    taken = out / "wo_DE" / "aid_final.safetensors"
+    assert scored == [("w/o DE", taken, 3), ("w/o ME", out / "wo_ME" / taken.name, 3)]
+    assert taken.read_bytes() == b"trained w/o DE"
+    assert json.loads((out / "wo_DE" / "resolved_config.json").read_text()) == {
+        "optim": {"max_steps": 10}}
+    benchmark.main()  # again: the copies are there and the kept scores are reused
+    assert len(scored) == 2
+
+
+def test_trained_in_refuses_unfinished_other_budget_and_conflicting_runs(tmp_path,
+                                                                         monkeypatch):
+    import aid_model.demo.benchmark as benchmark
+    from aid_model.demo.benchmark import take_trained_runs
+
+    source, out = tmp_path / "bench_demo", tmp_path / "bench_1000"
+    _finished_run(source, "w/o DE", 10, b"trained w/o DE")
+    with pytest.raises(SystemExit, match=re.escape(
+            "no finished run of 'w/o ME' there")):
+        take_trained_runs(["w/o ME"], 10, source, out)
+    with pytest.raises(SystemExit, match="holds a 10-step run of 'w/o DE'"):
+        take_trained_runs(["w/o DE"], 20, source, out)
+    _finished_run(out, "w/o DE", 10, b"another w/o DE")
+    with pytest.raises(SystemExit, match="holds other weights of 'w/o DE'"):
+        take_trained_runs(["w/o DE"], 10, source, out)
+    assert (out / "wo_DE" / "aid_final.safetensors").read_bytes() == b"another w/o DE"
+    take_trained_runs(["w/o DE"], 10, source, source)  # the folder itself: nothing to copy
+    monkeypatch.setattr(torch, "set_num_threads", lambda threads: None)
+    monkeypatch.setattr("sys.argv", ["benchmark", "--variants", "w/o DE", "--out", str(out),
+                                     "--trained-in", str(source)])
+    with pytest.raises(SystemExit, match="give the --train-steps the variants were trained"):
+        benchmark.main()

@@ -20,7 +20,9 @@ ablations, each trained by the same trainer with the same budget
 the ceiling no generator in its latent space can pass. ``--weights NAME=FILE`` scores
 another AID weight file and ``--sampling NAME=KEY=VALUE,…`` the bundled model with other
 sampling settings, each as a row compared with the bundled one scene by scene. ``--seed N``
-scores another set of held-out scenes (kept in its own ``--out``).
+scores another set of held-out scenes (kept in its own ``--out``). ``--trained-in DIR``
+scores the variants DIR trained, e.g. on ``--scenes 1000`` into another ``--out``, without
+training them again.
 """
 
 from __future__ import annotations
@@ -251,6 +253,37 @@ def check_budget(name: str, steps: int, work: Path) -> None:
             f"--train-steps {steps}: {resolved.parent} holds a {kept_steps}-step run of "
             f"{name!r}; give another --out for {steps} steps (or --train-steps {kept_steps} "
             "to continue that table)")
+
+
+def take_trained_runs(names: list[str], steps: int, source: Path, out: Path) -> None:
+    """``--trained-in``: copies each variant's final weights and resolved config from
+    ``source`` (a benchmark folder that trained them at ``steps``) into ``out``, so that
+    ``out`` scores them (another ``--scenes`` or ``--seed``) without training them again.
+    Refuses a variant ``source`` holds at another budget or has not finished, and one
+    ``out`` already holds other weights of (its scores would be taken for these)."""
+    from aid_model.evaluate.identity import file_identity
+
+    for name in names:
+        check_budget(name, steps, source)
+        weights, target = variant_weights(name, source), variant_weights(name, out)
+        if not weights.is_file():
+            raise SystemExit(
+                f"--trained-in {source}: no finished run of {name!r} there ({weights} is "
+                f"missing); train it first (python -m aid_model.demo.benchmark --train-steps "
+                f"{steps} --out {source} --variants {name!r}, resumable; make demo-ablations "
+                "trains them all) or leave it out of --variants")
+        if target.is_file():
+            if file_identity(target) != file_identity(weights):
+                raise SystemExit(
+                    f"--trained-in {source}: {target} holds other weights of {name!r} than "
+                    f"{weights}; give another --out, or delete {target.parent} to score "
+                    "these")
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(weights.parent / "resolved_config.json",
+                        target.parent / "resolved_config.json")
+        shutil.copyfile(weights, target)  # last: its presence marks a complete copy
+        print(f"{name}: weights taken from {weights}", flush=True)
 
 
 def train_variant(name: str, steps: int, work: Path, data_work: Path,
@@ -685,7 +718,8 @@ def main() -> None:
                         "for none (only the --weights rows)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="train the retrained variants in this many processes at once "
-                        "(one per CPU core), then print the whole table")
+                        "(one per CPU core), then print the whole table; no effect with "
+                        "--trained-in, which trains nothing (use --threads 2 there)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads of this process (and of each --jobs child): 1 "
                         "(default) was measured faster for two jobs on 2 cores; 2 trains one "
@@ -712,6 +746,11 @@ def main() -> None:
                         "changed from the demo's (PredictionOptions fields, e.g. "
                         "\"s_f 2.5=frame_scale=2.5,text_scale=4\") as a row named NAME, "
                         "compared with the bundled row scene by scene (repeatable)")
+    parser.add_argument("--trained-in", type=Path, default=None, metavar="DIR",
+                        help="score the variants trained in this benchmark folder (same "
+                        "--train-steps) instead of training them under --out: e.g. --scenes "
+                        "1000 --out runs/bench_1000 --trained-in runs/bench_demo scores the "
+                        "table of make demo-ablations on 1,000 scenes")
     parser.add_argument("--data-work", type=Path, default=REPO / "runs" / "demo",
                         help="make demo-train's work folder: the training set and feature "
                         "cache every variant shares (written there when missing)")
@@ -732,6 +771,9 @@ def main() -> None:
         raise SystemExit(f"--variants: unknown {unknown}; choose from {list(VARIANTS)}")
     if args.jobs < 1:
         raise SystemExit(f"--jobs {args.jobs}: give 1 or more processes")
+    if args.trained_in is not None and not args.train_steps:
+        raise SystemExit(f"--trained-in {args.trained_in}: give the --train-steps the variants "
+                         "were trained with there (the bundled budget is 4500)")
     for name in chosen if args.train_steps else ():
         check_budget(name, args.train_steps, args.out)
     weight_rows = parse_weight_rows(args.weights)
@@ -744,6 +786,8 @@ def main() -> None:
     if args.kept_only:
         write_kept_table(args.out, weight_rows, sampling_rows, args.seed)
         return
+    if args.trained_in is not None:  # before any scoring: a refusal comes at once
+        take_trained_runs(chosen, args.train_steps, args.trained_in, args.out)
     from aid_model.demo.load import load_demo_pipeline
     from aid_model.demo.paths import DEMO_DIR, SVD_DIR
     from aid_model.pipeline import AIDPipeline
@@ -781,11 +825,12 @@ def main() -> None:
             demo, name, args.scenes, seed=args.seed, options=options))
     if args.train_steps:
         data_work = args.data_work.resolve()  # the same absolute paths as make demo-train's
-        if not (data_work / "synthetic_train" / "annotations.jsonl").exists():
+        trains = args.trained_in is None  # else every variant's weights are in --out now
+        if trains and not (data_work / "synthetic_train" / "annotations.jsonl").exists():
             from aid_model.demo.train_all import write_training_set
 
             write_training_set(data_work / "synthetic_train")
-        if args.jobs > 1 and len(chosen) > 1:
+        if trains and args.jobs > 1 and len(chosen) > 1:
             # The children train and score; the loop below then finds both kept.
             train_in_parallel(chosen, args.jobs, args, data_work)
         for name in chosen:
