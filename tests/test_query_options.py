@@ -1,6 +1,7 @@
 """What every optional addition to the MCondition query owes (``query_neighbourhood``,
-``first_frame_query``): a fresh model is SVD bit for bit, the new tensors train once the
-branch is open, and weight files keep them and refuse a model without them."""
+``first_frame_query``, ``query_position``): a fresh model is SVD bit for bit, the new
+tensors train once the branch is open, and weight files keep them and refuse a model
+without them."""
 
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ OPTIONS = [
                 (".query_neighbourhood.",), 2, 0),
     QueryOption("first_frame_query", 8, (".first_frame_query.", "first_frame_encoder."),
                 (".first_frame_query.",), 2, 6),
+    QueryOption("query_position", 3, (".query_position.",), (".query_position.",), 2, 0),
 ]
 
 

@@ -38,6 +38,10 @@ class AIDConfig:
             MCondition branch's query is ``to_q`` of the frame token alone, as in the paper.
             k > 1: a zero-initialised k × k convolution adds each token's neighbourhood to
             that query's input (``query_neighbourhood.QueryNeighbourhood`` says why).
+        query_position: F, octaves of a sinusoidal encoding of each token's place in its
+            frame **(ours, not the paper's)**; 0: none, as in the paper. > 0: a
+            zero-initialised projection of it joins the MCondition branch's query input
+            (``query_position.QueryPosition`` says why).
         first_frame_query: width of a small convolutional encoder of the last reference
             frame's concat latent **(ours, not the paper's)**; 0: none, as in the paper.
             > 0: its features, zero-projected per layer, join the MCondition branch's
@@ -64,6 +68,7 @@ class AIDConfig:
     queries_per_frame: int = 77
     image_context: str = "tokens"
     query_neighbourhood: int = 1
+    query_position: int = 0
     first_frame_query: int = 0
 
     without_de: bool = False
@@ -87,12 +92,14 @@ class AIDConfig:
                 f"AIDConfig.num_reference_frames ({self.num_reference_frames}) must be smaller "
                 f"than num_frames ({self.num_frames}): at least one frame is predicted"
             )
-        if (not isinstance(self.first_frame_query, int) or isinstance(self.first_frame_query, bool)
-                or self.first_frame_query < 0):
-            raise ValueError(
-                f"AIDConfig.first_frame_query must be a non-negative integer (the encoder's "
-                f"width; 0 = off, the paper's query), got {self.first_frame_query!r}"
-            )
+        for name, meaning in (("first_frame_query", "the encoder's width"),
+                              ("query_position", "the encoding's octaves")):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(
+                    f"AIDConfig.{name} must be a non-negative integer ({meaning}; 0 = off, "
+                    f"the paper's query), got {value!r}"
+                )
         if self.query_neighbourhood % 2 == 0:
             raise ValueError(
                 f"AIDConfig.query_neighbourhood must be odd (a kernel centred on the token), "

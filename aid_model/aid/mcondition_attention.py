@@ -13,8 +13,10 @@ starts out answering like SVD's own attention would), and its own output project
 ``to_out_mcondition`` initialised to zero (the method's second option). Adding an exact
 zero keeps a fresh AID model bit-identical to SVD. With ``AIDConfig.query_neighbourhood``
 k > 1 the branch's query is ``to_q(x + Conv_k×k(x))`` **(ours)**; query_neighbourhood.py
-says why. With ``AIDConfig.first_frame_query`` > 0 the given frame's encoded objects join
-that query's input **(ours)**; first_frame_query.py says why.
+says why. With ``AIDConfig.query_position`` F > 0 each token's place in its frame joins
+that query's input **(ours)**; query_position.py says why. With
+``AIDConfig.first_frame_query`` > 0 the given frame's encoded objects join that query's
+input **(ours)**; first_frame_query.py says why.
 
 Why a zero-initialised projection and not a scalar gate (format 1 had ``gate·to_out(…)``
 with the gate at 0): a scalar gets one number of gradient per layer, the inner product of
@@ -37,6 +39,7 @@ from torch import Tensor, nn
 from aid_model.aid.adapters import FrameSizeRecorder, WrappingProcessor
 from aid_model.aid.first_frame_query import FirstFrameQuery
 from aid_model.aid.query_neighbourhood import QueryNeighbourhood
+from aid_model.aid.query_position import QueryPosition
 from aid_model.tensor_versions import modification_count
 
 
@@ -119,10 +122,13 @@ class MConditionAttnProcessor(FrameSizeRecorder, WrappingProcessor):
         first_frame_query: width of ``AIDConfig.first_frame_query``; > 0 adds a
             ``FirstFrameQuery`` to the branch's query, reading the slot's first-frame
             features (and the recorded frame size).
+        query_position: F of ``AIDConfig.query_position``; > 0 adds a ``QueryPosition``
+            to the branch's query (which needs the recorded frame size).
     """
 
     def __init__(self, attn: nn.Module, base_processor, slot: MConditionSlot,
-                 query_neighbourhood: int = 1, first_frame_query: int = 0):
+                 query_neighbourhood: int = 1, first_frame_query: int = 0,
+                 query_position: int = 0):
         super().__init__(base_processor)
         self.query_neighbourhood = (
             QueryNeighbourhood(attn.to_q.in_features, query_neighbourhood)
@@ -131,6 +137,9 @@ class MConditionAttnProcessor(FrameSizeRecorder, WrappingProcessor):
         self.first_frame_query = (
             FirstFrameQuery(first_frame_query, attn.to_q.in_features)
             if first_frame_query > 0 else None
+        )
+        self.query_position = (
+            QueryPosition(attn.to_q.in_features, query_position) if query_position > 0 else None
         )
         object.__setattr__(self, "slot", slot)  # unregistered: shared, holds no weights
         self.to_k_mcondition = _copy_linear(attn.to_k)
@@ -145,7 +154,8 @@ class MConditionAttnProcessor(FrameSizeRecorder, WrappingProcessor):
     @property
     def needs_frame_size(self) -> bool:
         """Whether a frame-size pre-hook must be registered on the enclosing transformer."""
-        return self.query_neighbourhood is not None or self.first_frame_query is not None
+        return any(part is not None for part in (
+            self.query_neighbourhood, self.first_frame_query, self.query_position))
 
     def forward(self, attn: nn.Module, hidden_states: Tensor,
                 encoder_hidden_states: Tensor | None = None,
@@ -167,6 +177,9 @@ class MConditionAttnProcessor(FrameSizeRecorder, WrappingProcessor):
         if self.query_neighbourhood is not None:
             frame_size = self.recorded_frame_size("MCondition query neighbourhood")
             query_input = self.query_neighbourhood(hidden_states, frame_size)
+        if self.query_position is not None:
+            frame_size = self.recorded_frame_size("MCondition query position")
+            query_input = self.query_position(query_input, frame_size)
         if self.first_frame_query is not None:
             features = self.slot.first_frame_features
             if features is None:

@@ -283,7 +283,7 @@ def _insert_processors(unet: nn.Module, config: AIDConfig, slot: MConditionSlot,
             if config.use_mcondition and block.attn2 is not None:
                 mcondition_processor = MConditionAttnProcessor(
                     block.attn2, block.attn2.processor, slot, config.query_neighbourhood,
-                    config.first_frame_query)
+                    config.first_frame_query, config.query_position)
                 replace(block.attn2, mcondition_processor)
                 if mcondition_processor.needs_frame_size:
                     hooks.append(transformer.register_forward_pre_hook(
