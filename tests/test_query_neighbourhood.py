@@ -4,22 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_aid_model import (
-    tiny_components,
-)
-from test_query_options import (
-    OPTIONS,
-    condition_with_first_frame,
-    non_square_inputs,
-    open_option,
-)
-from tiny_models import open_gates
 
-from aid_model.aid import AIDConfig, attach_aid
+from aid_model.aid import AIDConfig
 from aid_model.aid.query_neighbourhood import QueryNeighbourhood
-from aid_model.sampling import VideoDenoiser
-
-NEIGHBOURHOOD = OPTIONS[0]
 
 
 def test_the_neighbourhood_is_the_frame_grid_in_diffusers_token_order():
@@ -36,19 +23,6 @@ def test_the_neighbourhood_is_the_frame_grid_in_diffusers_token_order():
     torch.testing.assert_close(module(tokens, (height, width)) - tokens, expected)
     with pytest.raises(ValueError, match=r"15 tokens per frame but the recorded frame size is 4×4"):
         module(tokens, (4, 4))
-
-
-@torch.no_grad()
-def test_an_open_neighbourhood_changes_the_answer_on_a_non_square_frame():
-    model = attach_aid(tiny_components(), NEIGHBOURHOOD.config)
-    open_gates(model)
-    x, sigma, first = non_square_inputs()
-    cond = condition_with_first_frame(model, first)
-    closed = VideoDenoiser(model.unet)(x, sigma, cond)
-    open_option(model, NEIGHBOURHOOD)
-    opened = VideoDenoiser(model.unet)(x, sigma, cond)
-    assert opened.shape == closed.shape == x.shape
-    assert not torch.equal(opened, closed)
 
 
 @pytest.mark.parametrize("size", [0, 2, 1.5])

@@ -131,3 +131,18 @@ def test_weight_files_keep_the_option_and_refuse_a_model_without_it(option, tmp_
         assert torch.equal(option_tensors(reloaded, option)[name], parameter), name
     with pytest.raises(AIDWeightsError, match=option.field):
         load_aid_weights(attach_aid(tiny_components(), CONFIG), path)
+
+
+@each_option
+@torch.no_grad()
+def test_an_open_option_changes_the_answer_on_a_non_square_frame(option):
+    """Once open, the option reaches the output, on a frame whose (h, w) a swap would show."""
+    model = attach_aid(tiny_components(), option.config)
+    open_gates(model)
+    x, sigma, first = non_square_inputs()
+    cond = condition_with_first_frame(model, first)
+    closed = VideoDenoiser(model.unet)(x, sigma, cond)
+    open_option(model, option)
+    opened = VideoDenoiser(model.unet)(x, sigma, cond)
+    assert opened.shape == closed.shape == x.shape
+    assert not torch.equal(opened, closed)

@@ -6,20 +6,9 @@ import math
 
 import pytest
 import torch
-from test_aid_model import tiny_components
-from test_query_options import (
-    OPTIONS,
-    condition_with_first_frame,
-    non_square_inputs,
-    open_option,
-)
-from tiny_models import open_gates
 
-from aid_model.aid import AIDConfig, attach_aid
+from aid_model.aid import AIDConfig
 from aid_model.aid.query_position import QueryPosition, frame_position_encoding
-from aid_model.sampling import VideoDenoiser
-
-POSITION = next(option for option in OPTIONS if option.field == "query_position")
 
 
 def test_the_encoding_follows_diffusers_token_order_and_frame_coordinates():
@@ -58,19 +47,6 @@ def test_a_fresh_query_position_adds_exact_zeros_and_checks_the_frame_size():
     torch.testing.assert_close(module(tokens, (3, 5)) - tokens, expected[None].expand(2, -1, -1))
     with pytest.raises(ValueError, match=r"15 tokens per frame but the recorded frame size is 4×4"):
         module(tokens, (4, 4))
-
-
-@torch.no_grad()
-def test_an_open_query_position_changes_the_answer_on_a_non_square_frame():
-    model = attach_aid(tiny_components(), POSITION.config)
-    open_gates(model)
-    x, sigma, first = non_square_inputs()
-    cond = condition_with_first_frame(model, first)
-    closed = VideoDenoiser(model.unet)(x, sigma, cond)
-    open_option(model, POSITION)
-    opened = VideoDenoiser(model.unet)(x, sigma, cond)
-    assert opened.shape == closed.shape == x.shape
-    assert not torch.equal(opened, closed)
 
 
 @pytest.mark.parametrize("octaves", [-1, 1.5, True])
