@@ -15,6 +15,7 @@ from test_train_support import SquareClips, svd_fixture, tiny_config
 from aid_model.aid import AIDWeightsError, attach_aid_from_file, trainable_parameters
 from aid_model.svd import load_svd
 from aid_model.train import ConfigError, Trainer, build_config, train
+from aid_model.train.checkpoint import STATE_FILE
 from aid_model.train.data import IndexedDataset, collate_training
 
 
@@ -133,6 +134,22 @@ def test_resume_auto_finds_the_newest_checkpoint_or_starts_fresh(tmp_path):
     # A fresh start must not mix its checkpoints into an existing run's.
     with pytest.raises(FileExistsError, match="--resume auto"):
         train(build_config(values), dataset=SquareClips())
+
+
+def test_resume_warns_of_changed_settings_not_of_options_added_since(tmp_path, capsys):
+    values = tiny_config(tmp_path, optim={"max_steps": 1}, checkpoint={"every": 1})
+    train(build_config(values), dataset=SquareClips())
+    # A checkpoint written before `aid.query_position` existed: its config lacks the key.
+    state_path = tmp_path / "checkpoints/step_00000001" / STATE_FILE
+    state = torch.load(state_path, weights_only=True)
+    del state["config"]["aid"]["query_position"]
+    torch.save(state, state_path)
+    capsys.readouterr()
+
+    more = tiny_config(tmp_path, optim={"max_steps": 2}, checkpoint={"every": 1})
+    train(build_config(more), resume="auto", dataset=SquareClips())
+    warnings = [line for line in capsys.readouterr().out.splitlines() if "differs" in line]
+    assert warnings == ["warning: resuming with a config that differs in ['optim.max_steps']"]
 
 
 def test_cached_features_train_like_online_features(tmp_path):

@@ -60,16 +60,3 @@ def sample_ids_digest(sample_ids: list[str]) -> str:
 def fingerprint(source: dict[str, Any]) -> str:
     """SHA-256 of the canonical JSON of ``source`` (sorted keys)."""
     return hashlib.sha256(json.dumps(source, sort_keys=True).encode()).hexdigest()
-
-
-def differing_keys(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two nested mappings."""
-    keys = []
-    for key in sorted(set(a) | set(b)):
-        left, right = a.get(key), b.get(key)
-        name = f"{prefix}{key}"
-        if isinstance(left, dict) and isinstance(right, dict):
-            keys.extend(differing_keys(left, right, name + "."))
-        elif left != right:
-            keys.append(name)
-    return keys

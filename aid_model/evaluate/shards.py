@@ -223,7 +223,7 @@ def reusable_rows(shards_dir: Path, fingerprint: str, settings: dict[str, Any],
     Raises ``ShardError`` for a shard of other settings, naming the differing keys: mixing
     two evaluations in one folder would silently mix their numbers.
     """
-    from aid_model.evaluate.identity import differing_keys
+    from aid_model.nested_diff import differing_keys
 
     found, wanted = [], set(keep)
     for path in shard_files(shards_dir):

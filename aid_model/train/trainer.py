@@ -33,6 +33,7 @@ from aid_model.aid import (
     save_aid_weights,
 )
 from aid_model.aid import trainable_parameters as aid_trainable_parameters
+from aid_model.nested_diff import differing_keys
 from aid_model.text_condition import null_text_condition
 from aid_model.train.cache import FeatureCache, cache_settings
 from aid_model.train.checkpoint import (
@@ -46,7 +47,7 @@ from aid_model.train.checkpoint import (
     resolve_resume,
     write_checkpoint,
 )
-from aid_model.train.config import TrainConfig
+from aid_model.train.config import ConfigError, TrainConfig, build_config
 from aid_model.train.data import BatchStream, IndexedDataset, build_training_dataset
 from aid_model.train.distributed import DistributedContext
 from aid_model.train.dropout import DropoutRates
@@ -524,7 +525,8 @@ class Trainer:
         if state.get("format_version") != STATE_VERSION:
             raise ValueError(f"{folder / STATE_FILE} has training-state format "
                              f"{state.get('format_version')}; this trainer reads {STATE_VERSION}")
-        differing = _differing_keys(state["config"], self.config.to_dict())
+        differing = differing_keys(_stored_config(state["config"]), self.config.to_dict(),
+                                   opaque=("data",))
         if differing and self.context.is_main:
             logger.warning("resuming %s with a config that differs in %s", folder, differing)
             print(f"warning: resuming with a config that differs in {differing}", flush=True)
@@ -580,16 +582,14 @@ def _check_sources(config: TrainConfig) -> None:
             )
 
 
-def _differing_keys(stored: dict, current: dict, prefix: str = "") -> list[str]:
-    keys = []
-    for key in sorted(set(stored) | set(current)):
-        a, b = stored.get(key), current.get(key)
-        name = f"{prefix}{key}"
-        if isinstance(a, dict) and isinstance(b, dict) and key != "data":
-            keys.extend(_differing_keys(a, b, name + "."))
-        elif a != b:
-            keys.append(name)
-    return keys
+def _stored_config(stored: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's config with the keys added to the schema since then at their
+    defaults: an option added later (off by default, so the run's behaviour) is not a
+    difference. A config this schema no longer reads is compared as stored."""
+    try:
+        return build_config(stored).to_dict()
+    except ConfigError:
+        return stored
 
 
 def _rng_state() -> dict[str, Any]:
