@@ -322,12 +322,12 @@ def comparable_settings(values: dict) -> dict | None:
     (keys added since the run take their defaults), folders spelled as ``repo_relative``
     spells them, without where it wrote and how many threads it used; None when they no
     longer load."""
-    from aid_model.train.config import ConfigError, build_config
+    from aid_model.train.config import with_current_defaults
 
-    try:
-        settings = repo_relative(build_config(values).to_dict())
-    except (ConfigError, ValueError):
+    current = with_current_defaults(values)
+    if current is None:
         return None
+    settings = repo_relative(current)
     settings.pop("output_dir", None)
     settings.get("runtime", {}).pop("threads", None)
     return settings

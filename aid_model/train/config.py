@@ -423,6 +423,17 @@ def build_config(values: dict[str, Any]) -> TrainConfig:
     return config
 
 
+def with_current_defaults(values: dict[str, Any]) -> dict[str, Any] | None:
+    """A stored run's config (a checkpoint's, a ``resolved_config.json``) read through
+    today's schema: keys added since the run take their defaults, so an option added later
+    (off by default, the run's behaviour) is no difference. None when this schema no longer
+    reads it (a key removed, a value out of range)."""
+    try:
+        return build_config(values).to_dict()
+    except ConfigError:
+        return None
+
+
 def apply_override(values: dict[str, Any], override: str) -> None:
     """Applies one ``a.b.c=value`` override to the raw mapping, type-checked against the
     schema: the key must exist (except inside ``data``), the value must fit its type."""

@@ -47,7 +47,7 @@ from aid_model.train.checkpoint import (
     resolve_resume,
     write_checkpoint,
 )
-from aid_model.train.config import ConfigError, TrainConfig, build_config
+from aid_model.train.config import TrainConfig, with_current_defaults
 from aid_model.train.data import BatchStream, IndexedDataset, build_training_dataset
 from aid_model.train.distributed import DistributedContext
 from aid_model.train.dropout import DropoutRates
@@ -525,8 +525,8 @@ class Trainer:
         if state.get("format_version") != STATE_VERSION:
             raise ValueError(f"{folder / STATE_FILE} has training-state format "
                              f"{state.get('format_version')}; this trainer reads {STATE_VERSION}")
-        differing = differing_keys(_stored_config(state["config"]), self.config.to_dict(),
-                                   opaque=("data",))
+        stored = with_current_defaults(state["config"]) or state["config"]
+        differing = differing_keys(stored, self.config.to_dict(), opaque=("data",))
         if differing and self.context.is_main:
             logger.warning("resuming %s with a config that differs in %s", folder, differing)
             print(f"warning: resuming with a config that differs in {differing}", flush=True)
@@ -580,16 +580,6 @@ def _check_sources(config: TrainConfig) -> None:
                 f"{key}: {value} does not exist (relative paths are taken from the working "
                 f"directory, {Path.cwd()}); set it in the config or with --set {key}=PATH"
             )
-
-
-def _stored_config(stored: dict[str, Any]) -> dict[str, Any]:
-    """A checkpoint's config with the keys added to the schema since then at their
-    defaults: an option added later (off by default, so the run's behaviour) is not a
-    difference. A config this schema no longer reads is compared as stored."""
-    try:
-        return build_config(stored).to_dict()
-    except ConfigError:
-        return stored
 
 
 def _rng_state() -> dict[str, Any]:
