@@ -35,13 +35,13 @@ lint: $(STAMP)
 clean-venv:
 	rm -rf $(VENV)
 
-# The bundled miniature model, rebuilt from scratch (resumable; see aid_model/demo/train_all.py).
+# The bundled miniature model, rebuilt from scratch (resumable; see lab/miniature/train_all.py).
 # DEMO_THREADS: torch threads of every stage. 1 is safe beside other work; on 2 otherwise
 # idle cores, 2 trains stage 2 about 1.5 times as fast (as the bundled stage 2 was trained).
 DEMO_THREADS ?= 1
 .PHONY: demo-train
 demo-train: $(STAMP)
-	$(PY) -m aid_model.demo.train_all --work runs/demo --out demo_model --threads $(DEMO_THREADS)
+	$(PY) -m lab.miniature.train_all --work runs/demo --out demo_model --threads $(DEMO_THREADS)
 
 # The miniature's benchmark with the paper's ablations (docs/results.md): every variant
 # retrained at the bundled model's budget, two at a time (one per core), then the whole
@@ -53,7 +53,7 @@ demo-train: $(STAMP)
 ABLATION_STEPS ?= 4500
 .PHONY: demo-ablations
 demo-ablations: $(STAMP)
-	$(PY) -m aid_model.demo.benchmark --scenes 200 --train-steps $(ABLATION_STEPS) --jobs 2 \
+	$(PY) -m lab.benchmark.benchmark --scenes 200 --train-steps $(ABLATION_STEPS) --jobs 2 \
 		--out runs/bench_demo
 
 # The same table on the first 1,000 held-out scenes (the 200 above, which the bundled
@@ -62,5 +62,5 @@ demo-ablations: $(STAMP)
 # variant's row took 14-17 min on 2 cores (docs/results.md); the whole table is not timed.
 .PHONY: demo-ablations-1000
 demo-ablations-1000: $(STAMP)
-	$(PY) -m aid_model.demo.benchmark --scenes 1000 --train-steps $(ABLATION_STEPS) \
+	$(PY) -m lab.benchmark.benchmark --scenes 1000 --train-steps $(ABLATION_STEPS) \
 		--trained-in runs/bench_demo --out runs/bench_1000 --threads 2

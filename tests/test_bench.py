@@ -11,10 +11,10 @@ import re
 import pytest
 import torch
 
-from aid_model.bench.__main__ import main
-from aid_model.bench.measure import memory_in_child
-from aid_model.bench.models import CONFIGS
-from aid_model.bench.training_memory import (
+from lab.perf.__main__ import main
+from lab.perf.measure import memory_in_child
+from lab.perf.models import CONFIGS
+from lab.perf.training_memory import (
     FROZEN_BYTES,
     TRAINED_BYTES,
     count_training_memory,
@@ -47,7 +47,7 @@ def test_sampling_command_prints_every_table(capsys, restore_threads):
     main(["sampling", "--config", "tiny", "--repeats", "1", "--memory", "off",
           "--threads", "1", "--quiet"])
     text = capsys.readouterr().out
-    assert text.startswith("$ python -m aid_model.bench sampling --config tiny")
+    assert text.startswith("$ python -m lab.perf sampling --config tiny")
     assert "machine: " in text
 
     pipelines = [row[0] for row in table_rows(text, "1. Vanilla SVD, ours vs diffusers")]
@@ -178,9 +178,9 @@ def test_benchmark_models_are_built_wholly_on_the_asked_device():
     # diffusers makes each AlphaBlender's mix_factor with the legacy torch.Tensor([...])
     # constructor, which the default-device context does not reach: on a GPU it stayed on
     # the CPU and the first UNet call failed. The meta device shows the same without a GPU.
-    from aid_model.bench.models import build_components
-    from aid_model.bench.setup import RunSettings
-    from aid_model.bench.training import _build_unet
+    from lab.perf.models import build_components
+    from lab.perf.setup import RunSettings
+    from lab.perf.training import _build_unet
 
     config = CONFIGS["tiny"]
     components = build_components(config, device="meta")
@@ -195,8 +195,8 @@ def test_benchmark_models_are_built_wholly_on_the_asked_device():
 def test_training_memory_covers_a_step_with_the_optimizer_state_resident(monkeypatch):
     # AdamW makes its moments in the first optimizer step, after that step's forward and
     # backward: a peak over the first step alone misses them beside the activations.
-    from aid_model.bench.setup import RunSettings
-    from aid_model.bench.training import TrainingOptions, TrainingStep, measure_training_memory
+    from lab.perf.setup import RunSettings
+    from lab.perf.training import TrainingOptions, TrainingStep, measure_training_memory
 
     states_seen: list[int] = []
     original_step = TrainingStep.step
@@ -213,7 +213,7 @@ def test_training_memory_covers_a_step_with_the_optimizer_state_resident(monkeyp
 
 
 def test_kernel_op_count_leaves_out_views_and_counts_each_launch():
-    from aid_model.bench.op_count import count_kernel_ops
+    from lab.perf.op_count import count_kernel_ops
 
     x = torch.randn(4, 6)
     weight = torch.randn(3, 6)

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from aid_model.comfy_batch import (
+from comfy_batch import (
     BatchOptions,
     JobsError,
     Manifest,
@@ -27,7 +27,7 @@ from aid_model.comfy_batch import (
     run_batch,
     safe_name,
 )
-from aid_model.comfy_batch.__main__ import main
+from comfy_batch.__main__ import main
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TYPED = REPO_ROOT / "workflows" / "api" / "aid_predict_typed_states.json"
@@ -412,7 +412,7 @@ def test_a_symlink_cannot_lead_a_file_out_of_the_folder(tmp_path) -> None:
 
 
 def test_columns_map_onto_titles_ids_classes_and_primitives(tmp_path) -> None:
-    from aid_model.comfy_batch import Target, load_workflow
+    from comfy_batch import Target, load_workflow
 
     workflow = load_workflow(LLAVA)
     jobs_path = write_jobs(tmp_path, ['x,frame0.png,pour,"a | b",5,0.5,3'],

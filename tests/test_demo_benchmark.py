@@ -1,5 +1,5 @@
 """The miniature's benchmark machinery on a tiny random pipeline (the trained miniature is
-scored by ``python -m aid_model.demo.benchmark``; these tests check the scoring itself)."""
+scored by ``python -m lab.benchmark.benchmark``; these tests check the scoring itself)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ from PIL import Image
 from tiny_models import tiny_aid_pipeline
 
 from aid_model.aid import AIDConfig
-from aid_model.demo.benchmark import (
+from aid_model.demo.load import DEMO_OPTIONS
+from aid_model.synthetic import SyntheticClipDataset
+from aid_model.video_io import LABEL_MARGIN
+from lab.benchmark.benchmark import (
     LATER_COLUMNS,
     TABLE_HEADER,
     VARIANTS,
@@ -32,11 +35,8 @@ from aid_model.demo.benchmark import (
     variant_config,
     write_kept_table,
 )
-from aid_model.demo.load import DEMO_OPTIONS
-from aid_model.demo.sampling_rows import parse_sampling_rows
-from aid_model.synthetic import SyntheticClipDataset
-from aid_model.synthetic.lookalike import has_lookalike, lookalike_scenes
-from aid_model.video_io import LABEL_MARGIN
+from lab.benchmark.lookalike import has_lookalike, lookalike_scenes
+from lab.benchmark.sampling_rows import parse_sampling_rows
 
 WORLD_SIZED = AIDConfig(num_frames=8, num_states=4, dqformer_heads=4)
 
@@ -161,9 +161,9 @@ def test_full_aid_is_make_demo_trains_own_run_when_its_config_matches(tmp_path, 
     """Full AID at the bundled budget is the run ``make demo-train`` already made: its
     weights are copied (the run spelled its folders relatively and used 2 threads), while
     another budget or an ablation trains."""
-    import aid_model.demo.benchmark as benchmark
     import aid_model.train as train_module
-    from aid_model.demo.benchmark import train_variant
+    import lab.benchmark.benchmark as benchmark
+    from lab.benchmark.benchmark import train_variant
 
     data_work = tmp_path / "demo"
     (data_work / "synthetic_train").mkdir(parents=True)
@@ -196,10 +196,10 @@ def test_full_aid_on_a_fresh_clone_is_the_bundled_model_demo_model_json_records(
     no longer the one recorded (its content identity differs)."""
     import shutil
 
-    import aid_model.demo.benchmark as benchmark
     import aid_model.train as train_module
+    import lab.benchmark.benchmark as benchmark
     from aid_model.demo.paths import AID_FILE, DEMO_DIR, MANIFEST
-    from aid_model.demo.train_all import REPO
+    from lab.miniature.train_all import REPO
 
     data_work = REPO / "runs" / "demo"  # --data-work's default: the recorded training set
     monkeypatch.setattr(benchmark, "demo_train_run", lambda config, data_work: None)
@@ -224,7 +224,7 @@ def test_full_aid_on_a_fresh_clone_is_the_bundled_model_demo_model_json_records(
 
 
 def test_repo_relative_spells_repository_folders_relatively_and_keeps_others(tmp_path):
-    from aid_model.demo.train_all import REPO, repo_relative
+    from lab.miniature.train_all import REPO, repo_relative
 
     values = {"model": {"svd": str(REPO / "demo_model" / "svd")}, "out": str(tmp_path),
               "list": [str(REPO / "configs")], "device": "cpu", "steps": 3}
@@ -233,7 +233,7 @@ def test_repo_relative_spells_repository_folders_relatively_and_keeps_others(tmp
 
 
 def test_make_demo_trains_threads_reach_stage_two_and_leave_its_record_comparable(tmp_path):
-    from aid_model.demo.train_all import stage2_config
+    from lab.miniature.train_all import stage2_config
 
     default = stage2_config(tmp_path / "work", tmp_path / "out")
     two = stage2_config(tmp_path / "work", tmp_path / "out", threads=2)
@@ -253,8 +253,8 @@ def test_parallel_variants_fill_the_cache_once_then_split_the_variants(tmp_path,
     """``--jobs``: the shared feature cache is filled before any child starts (two children
     would write it at once), each variant goes to exactly one child, and a failed child is
     reported with its variants and log."""
-    import aid_model.demo.benchmark as benchmark
     import aid_model.train as train_module
+    import lab.benchmark.benchmark as benchmark
 
     events = []
     monkeypatch.setattr(train_module, "train",
@@ -367,7 +367,7 @@ def test_the_kept_table_shows_weight_rows_last_and_pairs_them(tmp_path, capsys):
 def test_an_empty_variant_list_scores_only_the_weight_rows(tmp_path, monkeypatch, capsys):
     """``--variants "" --weights NAME=FILE``: one process scores one candidate file while
     another scores the rest of the table into the same --out."""
-    import aid_model.demo.benchmark as benchmark
+    import lab.benchmark.benchmark as benchmark
 
     weights = tmp_path / "aid_final.safetensors"
     weights.write_bytes(b"")
@@ -390,7 +390,7 @@ def test_an_empty_variant_list_scores_only_the_weight_rows(tmp_path, monkeypatch
 
 
 def test_a_thread_count_below_one_is_refused(tmp_path, monkeypatch):
-    import aid_model.demo.benchmark as benchmark
+    import lab.benchmark.benchmark as benchmark
 
     monkeypatch.setattr("sys.argv", ["benchmark", "--threads", "0", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="--threads 0: give 1 or more"):
@@ -494,8 +494,8 @@ def test_sampling_rows_change_only_the_named_settings_and_refuse_bad_ones():
 
 def test_sampling_rows_score_the_bundled_model_with_their_options(tmp_path, monkeypatch,
                                                                   capsys):
-    import aid_model.demo.benchmark as benchmark
     import aid_model.demo.load as load
+    import lab.benchmark.benchmark as benchmark
 
     scored = []
     monkeypatch.setattr(load, "load_demo_pipeline", lambda: "bundled pipeline")
@@ -542,7 +542,7 @@ def test_look_alike_rows_follow_the_scenes_of_the_seed():
 
 
 def test_a_command_that_would_score_nothing_is_refused(tmp_path, monkeypatch):
-    import aid_model.demo.benchmark as benchmark
+    import lab.benchmark.benchmark as benchmark
 
     monkeypatch.setattr(torch, "set_num_threads", lambda threads: None)
     for variants, message in (("", "chooses no variant and no --weights or --sampling row"),
@@ -555,7 +555,7 @@ def test_a_command_that_would_score_nothing_is_refused(tmp_path, monkeypatch):
 
 
 def test_seed_option_scores_those_scenes_into_their_own_folder(tmp_path, monkeypatch, capsys):
-    import aid_model.demo.benchmark as benchmark
+    import lab.benchmark.benchmark as benchmark
 
     weights = tmp_path / "aid_final.safetensors"
     weights.write_bytes(b"")
@@ -581,7 +581,7 @@ def test_seed_option_scores_those_scenes_into_their_own_folder(tmp_path, monkeyp
 
 
 def test_a_folder_keeps_the_scores_of_one_seed(tmp_path):
-    from aid_model.demo.benchmark import claim_seed
+    from lab.benchmark.benchmark import claim_seed
 
     claim_seed(tmp_path / "new", 1000)
     claim_seed(tmp_path / "new", 1000)  # the same seed again: fine
@@ -599,7 +599,7 @@ def test_a_folder_keeps_the_scores_of_one_seed(tmp_path):
 
 def _finished_run(folder, name: str, steps: int, content: bytes) -> None:
     """A benchmark folder's finished run of ``name``: its weights and resolved budget."""
-    from aid_model.demo.benchmark import variant_slug
+    from lab.benchmark.benchmark import variant_slug
 
     run = folder / variant_slug(name)
     run.mkdir(parents=True)
@@ -611,8 +611,8 @@ def test_trained_in_scores_another_folders_variants_without_training_them(tmp_pa
                                                                             monkeypatch):
     """The 1,000-scene check of a table: the variants runs/bench_demo trained are scored
     into another --out, not trained there again (nor their training set written)."""
-    import aid_model.demo.benchmark as benchmark
     import aid_model.train as train_module
+    import lab.benchmark.benchmark as benchmark
 
     source, out = tmp_path / "bench_demo", tmp_path / "bench_1000"
     _finished_run(source, "w/o DE", 10, b"trained w/o DE")
@@ -630,7 +630,7 @@ def test_trained_in_scores_another_folders_variants_without_training_them(tmp_pa
     monkeypatch.setattr(benchmark, "variant_pipeline", lambda path: path)
     monkeypatch.setattr(benchmark, "evaluate_pipeline", evaluate)
     monkeypatch.setattr(train_module, "train", refuse)
-    monkeypatch.setattr("aid_model.demo.train_all.write_training_set", refuse)
+    monkeypatch.setattr("lab.miniature.train_all.write_training_set", refuse)
     monkeypatch.setattr(torch, "set_num_threads", lambda threads: None)
     argv = ["benchmark", "--scenes", "3", "--train-steps", "10", "--variants", "w/o DE,w/o ME",
             "--jobs", "2", "--out", str(out), "--trained-in", str(source),
@@ -648,8 +648,8 @@ def test_trained_in_scores_another_folders_variants_without_training_them(tmp_pa
 
 def test_trained_in_refuses_unfinished_other_budget_and_conflicting_runs(tmp_path,
                                                                          monkeypatch):
-    import aid_model.demo.benchmark as benchmark
-    from aid_model.demo.benchmark import take_trained_runs
+    import lab.benchmark.benchmark as benchmark
+    from lab.benchmark.benchmark import take_trained_runs
 
     source, out = tmp_path / "bench_demo", tmp_path / "bench_1000"
     _finished_run(source, "w/o DE", 10, b"trained w/o DE")

@@ -7,12 +7,12 @@ from __future__ import annotations
 import torch
 from cli_runner import run_aid_cli
 
-from aid_model.demo.benchmark import evaluate_pipeline
 from aid_model.demo.load import DEMO_OPTIONS, demo_files, load_demo_pipeline
 from aid_model.demo.paths import DEMO_DIR
 from aid_model.synthetic import generate_clip
 from aid_model.synthetic.dataset import clip_seeds
 from aid_model.video_io import read_video
+from lab.benchmark.benchmark import evaluate_pipeline
 
 # Five fixed held-out scenes (training uses the "train" seed range only).
 HELD_OUT_OFFSET = 500

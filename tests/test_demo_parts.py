@@ -9,13 +9,14 @@ import pytest
 import torch
 from torch import nn
 
-from aid_model.demo import base_latents, configs
-from aid_model.demo.base_latents import encode_base_latents
+from aid_model.demo import configs
 from aid_model.demo.components import build_components, write_text_encoder
-from aid_model.demo.stage1 import StageSettings, base_loss, train_loop
 from aid_model.demo.tokenizer import apply_bpe, order_merges, write_tokenizer
 from aid_model.synthetic import SyntheticClipDataset, vocabulary
 from aid_model.text_encoder import load_text_encoder, load_tokenizer
+from lab.miniature import base_latents
+from lab.miniature.base_latents import encode_base_latents
+from lab.miniature.stage1 import StageSettings, base_loss, train_loop
 
 
 def test_every_word_of_the_world_is_one_token(tmp_path):
@@ -133,8 +134,8 @@ def test_base_loss_is_a_function_of_the_step_and_trains_the_unet(tmp_path):
 
 
 def test_keep_vae_writes_the_kept_vae_back_with_the_new_base(tmp_path, monkeypatch):
-    from aid_model.demo import build_base as build_base_module
     from aid_model.svd import load_svd
+    from lab.miniature import build_base as build_base_module
 
     out = tmp_path / "demo"
     kept = build_components(seed=3)
@@ -162,7 +163,7 @@ def test_keep_vae_writes_the_kept_vae_back_with_the_new_base(tmp_path, monkeypat
 
 
 def test_keep_vae_without_a_manifest_notes_where_the_vae_came_from(tmp_path):
-    from aid_model.demo.build_base import kept_vae_summary
+    from lab.miniature.build_base import kept_vae_summary
 
     summary = kept_vae_summary(tmp_path / "demo")
     assert summary["stage"] == "vae" and summary["kept"] is True

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from aid_model.train.log_summary import block_means, step_times, summarise, table
+from lab.log_summary import block_means, step_times, summarise, table
 
 
 def write_log(folder: Path, losses: list[float], times: list[float]) -> Path:
@@ -43,7 +43,7 @@ def test_the_table_compares_each_run_with_the_first(tmp_path):
 
 def test_the_command_names_a_folder_without_a_log(tmp_path):
     (tmp_path / "empty").mkdir()
-    result = subprocess.run([sys.executable, "-m", "aid_model.train.log_summary",
+    result = subprocess.run([sys.executable, "-m", "lab.log_summary",
                              str(tmp_path / "empty")], capture_output=True, text=True)
     assert result.returncode != 0
     assert "empty/log.jsonl: no training steps logged" in result.stderr

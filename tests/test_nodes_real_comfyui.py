@@ -120,7 +120,7 @@ def test_the_recorded_core_nodes_match_this_comfyui(comfyui) -> None:
 
 
 def test_a_bundled_workflow_runs_through_the_batch_client(comfyui, tmp_path) -> None:
-    from aid_model.comfy_batch import BatchOptions, RetryPolicy, run_batch
+    from comfy_batch import BatchOptions, RetryPolicy, run_batch
 
     url, base, log_path = comfyui
     image = tmp_path / "frame.png"

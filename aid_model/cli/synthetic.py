@@ -48,15 +48,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--num-states", type=int, default=4, help="states per clip, S (default: 4)")
     parser.add_argument(
-        "--lookalike-share",
-        type=float,
-        default=None,
-        help="share of clips whose named object has another object of its colour, so that "
-        "only the shape word tells them apart (the world's own share is about 0.17); the "
-        "split's seeds are walked in order and the clips a full quota turns away are "
-        "skipped (default: every clip as it comes)",
-    )
-    parser.add_argument(
         "--preview-clips",
         type=int,
         default=8,
@@ -67,8 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from aid_model.synthetic.clip import generate_clip
-    from aid_model.synthetic.dataset import SPLIT_SIZE, clip_seeds
-    from aid_model.synthetic.lookalike import mix_lookalikes
+    from aid_model.synthetic.dataset import clip_seeds
     from aid_model.synthetic.writer import CONTACT_SHEET, write_dataset
 
     if args.num_clips < 1:
@@ -77,19 +67,8 @@ def run(args: argparse.Namespace) -> int:
     if args.num_states < 1:
         print(f"error: --num-states must be at least 1, got {args.num_states}", file=sys.stderr)
         return 2
-    mixing = args.lookalike_share is not None
-    if mixing and args.random_motion:
-        print("error: --lookalike-share needs instructed clips; leave out --random-motion",
-              file=sys.stderr)
-        return 2
-    if mixing and not 0.0 <= args.lookalike_share <= 1.0:
-        print(f"error: --lookalike-share must be within 0 and 1, got {args.lookalike_share}",
-              file=sys.stderr)
-        return 2
     try:
-        # Mixing skips clips: every seed left in the split may be walked.
-        seeds = clip_seeds(args.split, args.seed,
-                           SPLIT_SIZE - args.seed if mixing else args.num_clips)
+        seeds = clip_seeds(args.split, args.seed, args.num_clips)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -98,16 +77,13 @@ def run(args: argparse.Namespace) -> int:
         generate_clip(seed, random_motion=args.random_motion, num_states=args.num_states)
         for seed in seeds
     )
-    if mixing:
-        clips = mix_lookalikes(clips, args.num_clips, args.lookalike_share)
     written: list[int] = []
     manifest = write_dataset(args.out, _noting_seeds(clips, written),
                              preview_clips=args.preview_clips)
     elapsed = time.perf_counter() - started
     kind = "random-motion" if args.random_motion else "instructed"
-    share = f", {100 * args.lookalike_share:g} % of them look-alike" if mixing else ""
     print(
-        f"{args.num_clips} {kind} clip(s){share}, seeds {written[0]}..{written[-1]}, written "
+        f"{args.num_clips} {kind} clip(s), seeds {written[0]}..{written[-1]}, written "
         f"in {elapsed:.1f} s\nannotations: {manifest}"
     )
     if args.preview_clips > 0:

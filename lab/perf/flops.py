@@ -1,4 +1,4 @@
-"""``python -m aid_model.bench flops``: FLOPs of every sampling part and of a training
+"""``python -m lab.perf flops``: FLOPs of every sampling part and of a training
 step, and a training step's memory (``training_memory``), at any size, on no hardware at
 all.
 
@@ -20,19 +20,19 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from aid_model.aid import MConditionAttnProcessor, attach_aid
-from aid_model.bench.fake import (
+from aid_model.sampling import karras_sigmas
+from aid_model.svd.single_token_attention import install_single_token_cross_attention
+from lab.perf.fake import (
     aid_unet_output,
     dqformer_inputs,
     no_op_casts_skipped,
     unet_inputs,
 )
-from aid_model.bench.measure import table
-from aid_model.bench.models import BenchConfig
-from aid_model.bench.op_count import total_kernel_ops
-from aid_model.bench.sampling import guided_steps
-from aid_model.bench.training_memory import training_memory_table
-from aid_model.sampling import karras_sigmas
-from aid_model.svd.single_token_attention import install_single_token_cross_attention
+from lab.perf.measure import table
+from lab.perf.models import BenchConfig
+from lab.perf.op_count import total_kernel_ops
+from lab.perf.sampling import guided_steps
+from lab.perf.training_memory import training_memory_table
 
 
 def count_flops(run: Callable[[], object]) -> float:

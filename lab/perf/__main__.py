@@ -1,4 +1,4 @@
-"""``python -m aid_model.bench {sampling,training,flops} [options]``: prints the tables."""
+"""``python -m lab.perf {sampling,training,flops} [options]``: prints the tables."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from aid_model.bench.setup import (
+from lab.perf.setup import (
     add_common_arguments,
     add_sampling_arguments,
     add_training_arguments,
@@ -24,7 +24,7 @@ FLOPS_HELP = ("FLOPs of sampling and training, and training memory, at any size 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m aid_model.bench",
+        prog="python -m lab.perf",
         description="Benchmarks on random-weight SVD-shaped models; prints Markdown tables.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -53,12 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # random weights: nothing to download
     args = build_parser().parse_args(argv)
-    command = "python -m aid_model.bench " + shlex.join(
+    command = "python -m lab.perf " + shlex.join(
         sys.argv[1:] if argv is None else list(argv))
     date = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     started = time.perf_counter()
     if args.command == "flops":
-        from aid_model.bench.flops import run_flops
+        from lab.perf.flops import run_flops
 
         text = run_flops(config_from_arguments(args))
         print(f"$ {command}\n{date}, {time.perf_counter() - started:.0f} s\n\n{text}")
@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(message, file=sys.stderr, flush=True)
 
     if args.command == "sampling":
-        from aid_model.bench.sampling import run_sampling
+        from lab.perf.sampling import run_sampling
 
         try:
             tables = tuple(int(part) for part in args.tables.split(","))
@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = run_sampling(settings, channels_last=args.channels_last,
                             compile_unet=args.compile, tables=tables, log=log)
     else:
-        from aid_model.bench.training import TrainingOptions, run_training
+        from lab.perf.training import TrainingOptions, run_training
 
         text = run_training(settings, TrainingOptions.from_arguments(args), log=log)
     print(f"$ {command}\n{date}, {time.perf_counter() - started:.0f} s\n\n{text}")

@@ -8,7 +8,7 @@ Memory: on CUDA, ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_s
 (allocations of this process's tensors; exact and unaffected by what ran before). On a CPU
 the peak RSS is process-wide and the allocator keeps memory a previous run freed, so a
 second workload in the same process would look cheaper than it is: each workload is
-measured in a fresh process (``aid_model.bench.child``) with glibc's mmap threshold fixed,
+measured in a fresh process (``lab.perf.child``) with glibc's mmap threshold fixed,
 as the peak RSS during a run minus the RSS before it (the weights, loaded before, are not
 counted).
 ``inline`` does the same inside this process (the kernel's peak RSS is reset through
@@ -160,9 +160,9 @@ def measure_memory(device: torch.device, run: Callable[[], object]) -> MemoryRea
 
 
 def memory_in_child(arguments: Sequence[str], timeout: float = 1800.0) -> MemoryReading:
-    """Runs ``python -m aid_model.bench.child ARGUMENTS`` (a fresh process) and reads the
+    """Runs ``python -m lab.perf.child ARGUMENTS`` (a fresh process) and reads the
     ``MemoryReading`` it prints as its last line of JSON."""
-    command = [sys.executable, "-m", "aid_model.bench.child", *arguments]
+    command = [sys.executable, "-m", "lab.perf.child", *arguments]
     # A fixed threshold stops glibc from raising it after frees (its default), which
     # would keep freed tensors resident in the heap: peak RSS would then depend on the
     # order of allocations, varying by tens of MiB between identical runs.

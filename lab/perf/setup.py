@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from aid_model.bench.models import CONFIGS, BenchConfig
+from lab.perf.models import CONFIGS, BenchConfig
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -34,7 +34,7 @@ class RunSettings:
         return next(name for name, value in DTYPES.items() if value == self.dtype)
 
     def child_arguments(self) -> list[str]:
-        """The arguments that rebuild these settings in ``aid_model.bench.child``."""
+        """The arguments that rebuild these settings in ``lab.perf.child``."""
         config = self.config
         arguments = [
             "--config", config.name, "--device", str(self.device), "--dtype", self.dtype_name,

@@ -16,7 +16,7 @@ frame, the instruction and the states the world's stand-in VLM writes from that 
 
 Variants: the base alone (no text: direction ≈ chance), full AID, and the paper's
 ablations, each trained by the same trainer with the same budget
-(``python -m aid_model.demo.benchmark``); and the ground truth through the miniature's VAE,
+(``python -m lab.benchmark.benchmark``); and the ground truth through the miniature's VAE,
 the ceiling no generator in its latent space can pass. ``--weights NAME=FILE`` scores
 another AID weight file and ``--sampling NAME=KEY=VALUE,…`` the bundled model with other
 sampling settings, each as a row compared with the bundled one scene by scene. ``--seed N``
@@ -44,12 +44,12 @@ from torch import Tensor, nn
 
 from aid_model.demo.load import DEMO_OPTIONS, demo_files
 from aid_model.demo.paths import AID_FILE, DEMO_DIR, MANIFEST, SVD_DIR, TEXT_ENCODER_DIR
-from aid_model.demo.sampling_rows import parse_sampling_rows
-from aid_model.demo.train_all import REPO, repo_relative
 from aid_model.pipeline.options import PredictionOptions
 from aid_model.synthetic import SyntheticClip, SyntheticClipDataset
 from aid_model.synthetic.accuracy import check_direction
 from aid_model.synthetic.prompter import SyntheticStatePrompter
+from lab.benchmark.sampling_rows import parse_sampling_rows
+from lab.miniature.train_all import REPO, repo_relative
 
 # Ablation switches per variant, as in the paper's tables (AIDConfig field names).
 VARIANTS: dict[str, dict[str, bool]] = {
@@ -234,7 +234,7 @@ def variant_config(name: str, steps: int, work: Path, data_work: Path,
     variant (the cache is computed once). ``threads`` (``--threads``) replaces the config's
     ``runtime.threads``, which the trainer applies when it starts: without it a run meant
     for both cores trained on one."""
-    from aid_model.demo.train_all import stage2_config
+    from lab.miniature.train_all import stage2_config
 
     extra = [f"output_dir={work / variant_slug(name)}", f"optim.max_steps={steps}"]
     extra += [f"aid.{switch}=true" for switch in VARIANTS[name]]
@@ -269,7 +269,7 @@ def take_trained_runs(names: list[str], steps: int, source: Path, out: Path) -> 
         if not weights.is_file():
             raise SystemExit(
                 f"--trained-in {source}: no finished run of {name!r} there ({weights} is "
-                f"missing); train it first (python -m aid_model.demo.benchmark --train-steps "
+                f"missing); train it first (python -m lab.benchmark.benchmark --train-steps "
                 f"{steps} --out {source} --variants {name!r}, resumable; make demo-ablations "
                 "trains them all) or leave it out of --variants")
         if target.is_file():
@@ -386,7 +386,7 @@ def train_in_parallel(names: list[str], jobs: int, args: argparse.Namespace,
     children = []
     for index, share in enumerate(shares):
         log = args.out / f"job_{index}.log"
-        command = [sys.executable, "-m", "aid_model.demo.benchmark", "--scenes",
+        command = [sys.executable, "-m", "lab.benchmark.benchmark", "--scenes",
                    str(args.scenes), "--train-steps", str(args.train_steps), "--out",
                    str(args.out), "--data-work", str(data_work), "--seed", str(args.seed),
                    "--threads", str(args.threads), "--variants", ",".join(share)]
@@ -536,10 +536,10 @@ KIND_HEADER = ("| variant | look-alike scenes | other scenes |\n|---|---|---|")
 def kind_rows(results: list[VariantScores], seed: int = 0) -> list[str]:
     """Each row's direction accuracy on the look-alike scenes (the named object shares its
     colour with another object, so only the shape word tells them apart:
-    ``aid_model.synthetic.lookalike``) and on the others, from its per-scene record, as
+    ``lab.benchmark.lookalike``) and on the others, from its per-scene record, as
     Markdown rows under ``KIND_HEADER``. ``seed``: the held-out scenes the rows were scored
     on (``--seed``)."""
-    from aid_model.synthetic.lookalike import lookalike_scenes
+    from lab.benchmark.lookalike import lookalike_scenes
 
     kinds_of: dict[int, str] = {}
     rows = []
@@ -827,7 +827,7 @@ def main() -> None:
         data_work = args.data_work.resolve()  # the same absolute paths as make demo-train's
         trains = args.trained_in is None  # else every variant's weights are in --out now
         if trains and not (data_work / "synthetic_train" / "annotations.jsonl").exists():
-            from aid_model.demo.train_all import write_training_set
+            from lab.miniature.train_all import write_training_set
 
             write_training_set(data_work / "synthetic_train")
         if trains and args.jobs > 1 and len(chosen) > 1:

@@ -108,7 +108,7 @@ def main() -> None:
 
     start = time.perf_counter()
     if not (out / SVD_DIR / "unet").exists():
-        from aid_model.demo.build_base import build_base
+        from lab.miniature.build_base import build_base
 
         build_base(work / "stage1", out)
     timings["stage1_s"] = round(time.perf_counter() - start, 1)

@@ -1,7 +1,7 @@
 """One memory measurement in a fresh process (what ``memory_in_child`` runs).
 
-    python -m aid_model.bench.child sampling WORKLOAD [common arguments]
-    python -m aid_model.bench.child training VARIANT [common arguments] [--batch N] [...]
+    python -m lab.perf.child sampling WORKLOAD [common arguments]
+    python -m lab.perf.child training VARIANT [common arguments] [--batch N] [...]
 
 Sampling: builds the models and the workload's inputs, runs the workload once to warm up,
 then once more while the peak RSS is watched. Training: builds the variant and runs its
@@ -20,8 +20,8 @@ import argparse
 import json
 import sys
 
-from aid_model.bench.measure import measure_memory
-from aid_model.bench.setup import (
+from lab.perf.measure import measure_memory
+from lab.perf.setup import (
     add_common_arguments,
     add_training_arguments,
     settings_from_arguments,
@@ -29,7 +29,7 @@ from aid_model.bench.setup import (
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m aid_model.bench.child")
+    parser = argparse.ArgumentParser(prog="python -m lab.perf.child")
     parser.add_argument("suite", choices=("sampling", "training"))
     parser.add_argument("workload")
     add_common_arguments(parser)
@@ -37,13 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = settings_from_arguments(args)
     if args.suite == "sampling":
-        from aid_model.bench.sampling import SamplingSetup
+        from lab.perf.sampling import SamplingSetup
 
         workload = SamplingSetup(settings, copy_unet_for_aid=False).workload(args.workload)
         workload()  # warm-up: lazy imports and one-time caches are not the run's memory
         reading = measure_memory(settings.device, workload)
     else:
-        from aid_model.bench.training import TrainingOptions, measure_training_memory
+        from lab.perf.training import TrainingOptions, measure_training_memory
 
         reading = measure_training_memory(settings, TrainingOptions.from_arguments(args),
                                           args.workload)

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aid_model.comfy_batch.jobs import Job, Target, load_workflow, read_jobs
-from aid_model.comfy_batch.manifest import DONE, FAILED, QUEUED, Manifest
-from aid_model.comfy_batch.names import path_inside, safe_name
-from aid_model.comfy_batch.server import (
+from comfy_batch.jobs import Job, Target, load_workflow, read_jobs
+from comfy_batch.manifest import DONE, FAILED, QUEUED, Manifest
+from comfy_batch.names import path_inside, safe_name
+from comfy_batch.server import (
     ComfyServer,
     RetryPolicy,
     ServerError,
@@ -34,7 +34,7 @@ UPLOAD_SUBFOLDER = "aid_batch"
 
 @dataclass
 class BatchOptions:
-    """What ``python -m aid_model.comfy_batch`` takes (see ``--help``)."""
+    """What ``python -m comfy_batch`` takes (see ``--help``)."""
 
     server: str
     workflow: Path

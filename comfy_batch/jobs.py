@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aid_model.comfy_batch.names import safe_name
+from comfy_batch.names import safe_name
 
 SHORTHANDS = ("image", "instruction", "states", "seed")
 LOAD_IMAGE = "LoadImage"

@@ -30,9 +30,9 @@ import torch
 from torch import Tensor, nn
 
 from aid_model.aid import attach_aid, trainable_parameters
-from aid_model.bench.fake import aid_unet_output, no_op_casts_skipped, unet_inputs
-from aid_model.bench.measure import table
-from aid_model.bench.models import BenchConfig
+from lab.perf.fake import aid_unet_output, no_op_casts_skipped, unet_inputs
+from lab.perf.measure import table
+from lab.perf.models import BenchConfig
 
 GIB = 2**30
 TRAINED_BYTES = 16  # float32 weight + gradient + AdamW's exp_avg and exp_avg_sq

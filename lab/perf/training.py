@@ -1,4 +1,4 @@
-"""``python -m aid_model.bench training``: a training step of AID's trainable set against
+"""``python -m lab.perf training``: a training step of AID's trainable set against
 fine-tuning the whole SVD UNet on the same batch.
 
 Both steps use the trainer's own loss (``aid_model.train.objective.training_loss``: condition
@@ -27,7 +27,12 @@ import torch
 from torch import Tensor
 
 from aid_model.aid import attach_aid, count_parameters, trainable_parameters
-from aid_model.bench.measure import (
+from aid_model.sampling import VideoCondition, VideoDenoiser
+from aid_model.train.dropout import DropoutRates
+from aid_model.train.features import ClipFeatures
+from aid_model.train.module import AIDDenoisingModule
+from aid_model.train.objective import ObjectiveSettings, training_loss
+from lab.perf.measure import (
     MemoryReading,
     interleave,
     measure_memory,
@@ -38,13 +43,8 @@ from aid_model.bench.measure import (
     table,
     timed,
 )
-from aid_model.bench.models import built_on, cast_, parameter_count, seeded
-from aid_model.bench.setup import RunSettings, machine_description
-from aid_model.sampling import VideoCondition, VideoDenoiser
-from aid_model.train.dropout import DropoutRates
-from aid_model.train.features import ClipFeatures
-from aid_model.train.module import AIDDenoisingModule
-from aid_model.train.objective import ObjectiveSettings, training_loss
+from lab.perf.models import built_on, cast_, parameter_count, seeded
+from lab.perf.setup import RunSettings, machine_description
 
 VARIANTS = ("aid", "full")
 LEARNING_RATE, GRAD_CLIP = 1e-4, 1.0  # the trainer's defaults (optim.lr, optim.grad_clip)

@@ -26,7 +26,6 @@ from torch import Tensor, nn
 
 from aid_model.conditioning import svd_added_time_ids
 from aid_model.demo import configs
-from aid_model.demo.base_latents import BaseLatents, encode_base_latents
 from aid_model.sampling import VideoCondition, VideoDenoiser
 from aid_model.synthetic import SyntheticClipDataset
 from aid_model.train.checkpoint import atomic_write_file
@@ -34,6 +33,7 @@ from aid_model.train.ema import EMA
 from aid_model.train.loss import denoising_loss, sample_sigma
 from aid_model.train.randomness import sample_generator
 from aid_model.train.schedule import warmup_cosine_factor
+from lab.miniature.base_latents import BaseLatents, encode_base_latents
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""``python -m aid_model.demo.build_base --work DIR --out demo_model``: stage 1 of the
+"""``python -m lab.miniature.build_base --work DIR --out demo_model``: stage 1 of the
 miniature (VAE + base image-to-video + random frozen text tower), resumable.
 
 Writes ``OUT/svd`` (a diffusers folder that ``load_svd`` reads), ``OUT/text_encoder`` and
@@ -19,8 +19,8 @@ import torch
 
 from aid_model.demo.components import build_components, write_text_encoder
 from aid_model.demo.paths import DEMO_DIR, MANIFEST, SVD_DIR, TEXT_ENCODER_DIR
-from aid_model.demo.stage1 import train_base, train_stage1
 from aid_model.synthetic import vocabulary
+from lab.miniature.stage1 import train_base, train_stage1
 
 
 def build_base(work: Path, out: Path, seed: int = 0, keep_vae: bool = False) -> list[dict]:

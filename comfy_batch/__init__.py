@@ -1,6 +1,6 @@
 """Batch runs over ComfyUI's HTTP API: one CSV row, one run of an API-format workflow.
 
-    python -m aid_model.comfy_batch --server http://127.0.0.1:8188 \\
+    python -m comfy_batch --server http://127.0.0.1:8188 \\
         --workflow workflows/api/aid_predict_typed_states.json --jobs jobs.csv --out runs/
 
 Pure Python (standard library only), no ComfyUI import: it talks to a running ComfyUI.
@@ -9,11 +9,11 @@ Modules: ``jobs`` (CSV columns → workflow inputs), ``server`` (endpoints, retr
 ``runner`` (the loop). See docs/comfyui.md, "Batch runs".
 """
 
-from aid_model.comfy_batch.jobs import Job, JobsError, Target, load_workflow, read_jobs
-from aid_model.comfy_batch.manifest import Manifest
-from aid_model.comfy_batch.names import path_inside, safe_name
-from aid_model.comfy_batch.runner import BatchOptions, BatchReport, run_batch
-from aid_model.comfy_batch.server import (
+from comfy_batch.jobs import Job, JobsError, Target, load_workflow, read_jobs
+from comfy_batch.manifest import Manifest
+from comfy_batch.names import path_inside, safe_name
+from comfy_batch.runner import BatchOptions, BatchReport, run_batch
+from comfy_batch.server import (
     ComfyServer,
     RetryPolicy,
     ServerError,

@@ -1,4 +1,4 @@
-"""``python -m aid_model.bench sampling``: our sampling next to diffusers', AID's guidance
+"""``python -m lab.perf sampling``: our sampling next to diffusers', AID's guidance
 cost, VAE decode chunks (docs/performance.md).
 
 Tables:
@@ -30,7 +30,13 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from aid_model.bench.measure import (
+from aid_model.conditioning import CLIP_MEAN, CLIP_STD, clip_image_embedding, clip_pixel_values
+from aid_model.pipeline import AIDPipeline, PredictionOptions, SemanticConditions
+from aid_model.pipeline.pipeline import FiniteCheck
+from aid_model.sampling import karras_sigmas
+from aid_model.svd.single_token_attention import single_token_shortcut_disabled
+from aid_model.video_decode import decode_latents
+from lab.perf.measure import (
     MemoryReading,
     Stats,
     StepClock,
@@ -44,18 +50,12 @@ from aid_model.bench.measure import (
     table,
     timed,
 )
-from aid_model.bench.models import (
+from lab.perf.models import (
     attach_aid_copy,
     build_components,
     parameter_count,
 )
-from aid_model.bench.setup import RunSettings, machine_description
-from aid_model.conditioning import CLIP_MEAN, CLIP_STD, clip_image_embedding, clip_pixel_values
-from aid_model.pipeline import AIDPipeline, PredictionOptions, SemanticConditions
-from aid_model.pipeline.pipeline import FiniteCheck
-from aid_model.sampling import karras_sigmas
-from aid_model.svd.single_token_attention import single_token_shortcut_disabled
-from aid_model.video_decode import decode_latents
+from lab.perf.setup import RunSettings, machine_description
 
 # SVD's published sampling settings, used on both pipelines.
 MIN_GUIDANCE, MAX_GUIDANCE = 1.0, 3.0  # diffusers' defaults for its linear frame ramp
@@ -504,7 +504,7 @@ def gpu_peak_tflops(device: torch.device) -> float | None:
 
 def _memory(setup: SamplingSetup, settings: RunSettings, names: list[str],
             log: Callable[[str], None]) -> dict[str, MemoryReading]:
-    """Peak memory of each workload's run (see ``aid_model.bench.measure``)."""
+    """Peak memory of each workload's run (see ``lab.perf.measure``)."""
     readings: dict[str, MemoryReading] = {}
     if settings.memory == "off":
         return readings

@@ -12,7 +12,7 @@ from unittest import mock
 import torch
 from torch import Tensor
 
-from aid_model.bench.models import BenchConfig
+from lab.perf.models import BenchConfig
 
 
 @contextlib.contextmanager

@@ -1,7 +1,7 @@
 """Compares training runs from their ``log.jsonl``: mean loss over blocks of steps, each
 relative to the first run's, and the training time the steps took.
 
-    python -m aid_model.train.log_summary runs/bench_demo/full_AID runs/bench_demo/wo_SA
+    python -m lab.log_summary runs/bench_demo/full_AID runs/bench_demo/wo_SA
 
 Runs trained with the same seed see the same batches and noise, so block means differ
 only by what the runs' models do with them (the ablation tables of docs/results.md)."""

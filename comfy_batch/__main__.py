@@ -1,4 +1,4 @@
-"""``python -m aid_model.comfy_batch``: run a CSV of jobs through a ComfyUI server."""
+"""``python -m comfy_batch``: run a CSV of jobs through a ComfyUI server."""
 
 from __future__ import annotations
 
@@ -6,16 +6,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from aid_model.comfy_batch.jobs import JobsError
-from aid_model.comfy_batch.runner import BatchOptions, load_and_check, run_batch
-from aid_model.comfy_batch.server import RetryPolicy, ServerUnavailable
+from comfy_batch.jobs import JobsError
+from comfy_batch.runner import BatchOptions, load_and_check, run_batch
+from comfy_batch.server import RetryPolicy, ServerUnavailable
 
 EXIT_FAILED_ROWS, EXIT_BAD_INPUT, EXIT_NO_SERVER, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m aid_model.comfy_batch",
+        prog="python -m comfy_batch",
         description="Runs one job per CSV row through ComfyUI's HTTP API: uploads the row's "
         "image, sets its instruction/states/seed/NODE.INPUT columns on the workflow, queues "
         "it, waits, and downloads the outputs into OUT/<row name>/. Rerunning the same "
