@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from test_data_decode import level_of, write_frames
 
-from aid_model.data import BridgeDataset, EmptyDatasetError
+from aid_model.data import ClipDataset, EmptyDatasetError, read_bridge
 from aid_model.data.bridge import in_train_split, read_instruction
 
 SCENES = (
@@ -39,8 +39,8 @@ def test_instruction_is_the_first_line_without_metadata(tmp_path):
 
 
 def test_train_and_validation_split_every_trajectory_once(bridge_root):
-    train = BridgeDataset(bridge_root, "train", size=16)
-    validation = BridgeDataset(bridge_root, "validation", size=16)
+    train = ClipDataset(read_bridge(bridge_root, "train"), size=16)
+    validation = ClipDataset(read_bridge(bridge_root, "validation"), size=16)
     train_ids = {r.sample_id for r in train.records}
     validation_ids = {r.sample_id for r in validation.records}
     assert not train_ids & validation_ids
@@ -48,7 +48,7 @@ def test_train_and_validation_split_every_trajectory_once(bridge_root):
     dropped = train.dropped + validation.dropped
     assert sorted(reason for _, reason in dropped) == ["no lang.txt instruction"] * 2
     # The split is a property of the trajectory, not of the root given.
-    deeper = BridgeDataset(bridge_root / "toykitchen1", "train", size=16)
+    deeper = ClipDataset(read_bridge(bridge_root / "toykitchen1", "train"), size=16)
     assert {r.sample_id.split("/")[-1] for r in deeper.records} <= {
         r.sample_id.split("/")[-1] for r in train.records if "toykitchen1" in r.sample_id
     }
@@ -64,7 +64,7 @@ def test_split_fraction_is_about_eighty_percent():
 
 
 def test_items_are_16_frames_over_the_trajectory_at_5_fps(bridge_root):
-    dataset = BridgeDataset(bridge_root, "train", size=16)
+    dataset = ClipDataset(read_bridge(bridge_root, "train"), size=16)
     item = dataset[0]
     assert item["frames"].shape == (16, 3, 16, 16) and item["num_reference_frames"] == 1
     assert item["instruction"].startswith("put the pot in the sink")
@@ -76,5 +76,5 @@ def test_items_are_16_frames_over_the_trajectory_at_5_fps(bridge_root):
 
 def test_no_trajectories_is_an_error_naming_the_layout(tmp_path):
     with pytest.raises(EmptyDatasetError, match="traj_group") as caught:
-        BridgeDataset(tmp_path)
+        ClipDataset(read_bridge(tmp_path))
     assert str(tmp_path) in str(caught.value)

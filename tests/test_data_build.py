@@ -7,7 +7,14 @@ import torch
 from test_data_decode import write_corrupt, write_video
 from torch.utils.data import DataLoader, DistributedSampler
 
-from aid_model.data import DATASET_NAMES, GenericDataset, build_dataset, collate_clips, make_sample
+from aid_model.data import (
+    DATASET_NAMES,
+    ClipDataset,
+    build_dataset,
+    collate_clips,
+    make_sample,
+    read_generic,
+)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +36,7 @@ def test_build_dataset_by_name_with_options(root):
         {"name": "generic", "root": str(root), "num_frames": 4, "stride": 2, "size": [16, 24],
          "num_reference_frames": 2, "max_samples": 3, "seed": 5}
     )  # fmt: skip
-    assert isinstance(dataset, GenericDataset) and len(dataset) == 3
+    assert isinstance(dataset, ClipDataset) and dataset.name == "generic" and len(dataset) == 3
     assert dataset[0]["frames"].shape == (4, 3, 16, 24)
     assert set(DATASET_NAMES) == {"ssv2", "bridge", "epic100", "ucf101", "generic"}
 
@@ -48,7 +55,7 @@ def test_build_dataset_rejects_unknown_names_and_options(root):
 
 def test_items_depend_on_seed_epoch_and_index_only(root):
     def dataset(seed):
-        return GenericDataset(root, num_frames=4, stride=2, size=16, seed=seed)
+        return ClipDataset(read_generic(root), num_frames=4, stride=2, size=16, seed=seed)
 
     a, b = dataset(1), dataset(1)
     assert torch.equal(a[3]["frames"], b[3]["frames"])
@@ -62,7 +69,7 @@ def test_items_depend_on_seed_epoch_and_index_only(root):
 
 
 def test_distributed_ranks_share_out_the_indices_and_agree_on_items(root):
-    dataset = GenericDataset(root, num_frames=4, stride=2, size=16, random_offset=False)
+    dataset = ClipDataset(read_generic(root), num_frames=4, stride=2, size=16, random_offset=False)
     seen = []
     for rank in range(2):
         sampler = DistributedSampler(dataset, num_replicas=2, rank=rank, shuffle=True, seed=3)
@@ -76,7 +83,7 @@ def test_distributed_ranks_share_out_the_indices_and_agree_on_items(root):
 
 
 def test_skips_in_worker_processes_reach_the_main_dataset(root):
-    dataset = GenericDataset(root, num_frames=4, stride=2, size=16, random_offset=False)
+    dataset = ClipDataset(read_generic(root), num_frames=4, stride=2, size=16, random_offset=False)
     loader = DataLoader(dataset, batch_size=6, num_workers=1, collate_fn=collate_clips)
     for batch in loader:
         assert batch["skipped"] and batch["skipped"][0].startswith("v2: unreadable")

@@ -7,7 +7,7 @@ import csv
 import pytest
 from test_data_decode import level_of, write_frames, write_video
 
-from aid_model.data import EmptyDatasetError, Epic100Dataset
+from aid_model.data import ClipDataset, EmptyDatasetError, read_epic100
 from aid_model.data.epic import rgb_frames_fps
 
 COLUMNS = [
@@ -60,7 +60,7 @@ def epic_root(tmp_path_factory):
 
 
 def test_segments_map_one_based_inclusive_frames_to_the_video(epic_root):
-    dataset = Epic100Dataset(epic_root, "train", size=16)
+    dataset = ClipDataset(read_epic100(epic_root, "train"), size=16)
     assert [r.sample_id for r in dataset.records][:3] == [
         "epic100/P01_01_0",
         "epic100/P01_01_1",
@@ -76,7 +76,7 @@ def test_segments_map_one_based_inclusive_frames_to_the_video(epic_root):
 
 
 def test_rgb_frames_use_the_file_numbers_and_the_published_rate(epic_root):
-    dataset = Epic100Dataset(epic_root, "train", size=16)
+    dataset = ClipDataset(read_epic100(epic_root, "train"), size=16)
     item = dataset[2]
     assert item["instruction"] == "wash cup"
     levels = [level_of(f) for f in item["frames"]]
@@ -86,18 +86,18 @@ def test_rgb_frames_use_the_file_numbers_and_the_published_rate(epic_root):
 
 
 def test_short_segment_is_skipped_and_counted(epic_root):
-    dataset = Epic100Dataset(epic_root, "train", size=16)
+    dataset = ClipDataset(read_epic100(epic_root, "train"), size=16)
     item = dataset[3]  # 6 frames < 12: replaced by the next one (wrapping to the first)
     assert item["sample_id"] == "epic100/P01_01_0"
     assert dataset.skipped.by_reason() == {"short": 1}
 
 
 def test_validation_csv(epic_root):
-    dataset = Epic100Dataset(epic_root, "validation", size=16)
+    dataset = ClipDataset(read_epic100(epic_root, "validation"), size=16)
     assert len(dataset) == 1 and dataset[0]["instruction"] == "stir"
 
 
 def test_missing_annotation_file_names_the_layout(tmp_path):
     with pytest.raises(EmptyDatasetError, match=r"EPIC_100_train\.csv") as caught:
-        Epic100Dataset(tmp_path)
+        ClipDataset(read_epic100(tmp_path))
     assert "rgb_frames" in str(caught.value)

@@ -7,7 +7,7 @@ import json
 import pytest
 from test_data_decode import level_of, write_corrupt, write_frames, write_video
 
-from aid_model.data import EmptyDatasetError, GenericDataset
+from aid_model.data import ClipDataset, EmptyDatasetError, read_generic
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def test_csv_rows_with_segments_states_and_frame_folders(media):
         "frames/b,push the blue circle up,,,,10\n"
         "clips/a.mp4,another segment,0,16,,\n"
     )
-    dataset = GenericDataset(media, size=16, num_frames=8, stride=2, random_offset=False)
+    dataset = ClipDataset(read_generic(media), size=16, num_frames=8, stride=2, random_offset=False)
     assert [r.sample_id for r in dataset.records] == ["clips/a@4-20", "frames/b", "clips/a@0-16"]
     first = dataset[0]
     assert first["states"] == ["red square at right", "red square at left"]
@@ -47,16 +47,18 @@ def test_jsonl_rows_ids_splits_and_missing_files(media, tmp_path):
         {"path": "nowhere.mp4", "instruction": "gone", "split": "train"},
     ]  # fmt: skip
     annotations.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
-    train = GenericDataset(annotations, "train", size=16, num_frames=4)
+    train = ClipDataset(read_generic(annotations, "train"), size=16, num_frames=4)
     assert [r.sample_id for r in train.records] == ["demo/0"]
     assert train.dropped == [("nowhere", "video missing")]
     assert train[0]["states"] == ["s1", "s2", "s3", "s4"] and train.random_offset
-    validation = GenericDataset(annotations, "validation", size=16, num_frames=4)
+    validation = ClipDataset(read_generic(annotations, "validation"), size=16, num_frames=4)
     ids = [r.sample_id for r in validation.records]
     assert len(set(ids)) == 2 and ids[1].endswith("#3") and not validation.random_offset
-    everything = GenericDataset(annotations, size=16, num_frames=4)
+    everything = ClipDataset(read_generic(annotations), size=16, num_frames=4)
     assert len(everything) == 3 and everything.random_offset  # no split: all rows, training
-    forced = GenericDataset(annotations, "validation", size=16, num_frames=4, random_offset=True)
+    forced = ClipDataset(
+        read_generic(annotations, "validation"), size=16, num_frames=4, random_offset=True
+    )
     assert forced.split == "validation" and forced.random_offset  # the caller's word wins
 
 
@@ -70,7 +72,7 @@ def test_the_synthetic_world_layout_with_an_empty_instruction(media, tmp_path):
         {"path": "clips/s1", "instruction": "", "states": [], "fps": 8.0, "sample_id": "s1"},
     ]  # fmt: skip
     (tmp_path / "annotations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    dataset = GenericDataset(tmp_path, num_frames=16, size=16)
+    dataset = ClipDataset(read_generic(tmp_path), num_frames=16, size=16)
     first, second = dataset[0], dataset[1]
     assert first["states"] == ["a", "b"] and first["fps"] == pytest.approx(8.0)
     assert second["instruction"] == "" and second["states"] == []
@@ -82,7 +84,7 @@ def test_corrupt_video_in_a_generic_dataset_is_skipped(media, tmp_path):
     annotations.write_text(
         f"path,instruction\n{media / 'clips' / 'broken.mp4'},a\n{media / 'clips' / 'a.mp4'},b\n"
     )
-    dataset = GenericDataset(tmp_path, size=16, num_frames=4, random_offset=False)
+    dataset = ClipDataset(read_generic(tmp_path), size=16, num_frames=4, random_offset=False)
     assert dataset[0]["instruction"] == "b"
     assert dataset.skipped.by_reason() == {"unreadable": 1}
 
@@ -91,18 +93,18 @@ def test_bad_rows_raise_naming_file_and_line(tmp_path):
     annotations = tmp_path / "annotations.csv"
     annotations.write_text("path,instruction,start,end\n,go,,\nb.mp4,go,9,3\n")
     with pytest.raises(ValueError, match="line 2: empty path") as caught:
-        GenericDataset(tmp_path)
+        ClipDataset(read_generic(tmp_path))
     assert "line 3: end (3) must be greater than start (9)" in str(caught.value)
     jsonl = tmp_path / "rows.jsonl"
     jsonl.write_text('{"path": "b.mp4", "text": "go"}\n')
     with pytest.raises(ValueError, match="line 1: no 'instruction'"):
-        GenericDataset(jsonl)
+        ClipDataset(read_generic(jsonl))
     annotations.write_text("video,text\na.mp4,go\n")
     with pytest.raises(ValueError, match="lacks the column 'path'"):
-        GenericDataset(tmp_path)
+        ClipDataset(read_generic(tmp_path))
 
 
 def test_no_annotation_file_is_an_error_naming_the_layout(tmp_path):
     with pytest.raises(EmptyDatasetError, match=r"annotations\.csv") as caught:
-        GenericDataset(tmp_path)
+        ClipDataset(read_generic(tmp_path))
     assert "path, instruction" in str(caught.value)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from test_data_decode import level_of, write_corrupt, write_video
 
-from aid_model.data import SAMPLE_KEYS, EmptyDatasetError, SSv2Dataset, collate_clips
+from aid_model.data import SAMPLE_KEYS, ClipDataset, EmptyDatasetError, collate_clips, read_ssv2
 from aid_model.data.ssv2 import fill_template, ssv2_instruction
 
 TRAIN = [
@@ -78,7 +78,7 @@ def test_instruction_is_the_template_with_the_objects_filled_in():
 
 
 def test_items_follow_the_sample_contract(ssv2_root):
-    dataset = SSv2Dataset(ssv2_root, "train", size=16)
+    dataset = ClipDataset(read_ssv2(ssv2_root, "train"), size=16)
     assert len(dataset) == 4  # 104 has no video
     assert dataset.dropped == [("ssv2/104", "video missing")]
     item = dataset[0]
@@ -94,7 +94,7 @@ def test_items_follow_the_sample_contract(ssv2_root):
 
 
 def test_corrupt_video_is_skipped_counted_and_reported(ssv2_root):
-    dataset = SSv2Dataset(ssv2_root, "train", size=16)
+    dataset = ClipDataset(read_ssv2(ssv2_root, "train"), size=16)
     ids = [record.sample_id for record in dataset.records]
     corrupt = ids.index("ssv2/103")
     item = dataset[corrupt]
@@ -110,7 +110,7 @@ def test_corrupt_video_is_skipped_counted_and_reported(ssv2_root):
 
 
 def test_batches_stack_frames_and_keep_strings_as_lists(ssv2_root):
-    dataset = SSv2Dataset(ssv2_root, "train", size=16)
+    dataset = ClipDataset(read_ssv2(ssv2_root, "train"), size=16)
     batch = collate_clips([dataset[0], dataset[1]])
     assert batch["frames"].shape == (2, 12, 3, 16, 16)
     assert batch["fps"].dtype == torch.float32 and batch["fps"].shape == (2,)
@@ -121,7 +121,7 @@ def test_batches_stack_frames_and_keep_strings_as_lists(ssv2_root):
 
 
 def test_validation_split_first_samples_for_evaluation(ssv2_root):
-    dataset = SSv2Dataset(ssv2_root, "val", size=16, max_samples=3)
+    dataset = ClipDataset(read_ssv2(ssv2_root, "val"), size=16, max_samples=3)
     assert dataset.split == "validation" and not dataset.random_offset
     assert [r.sample_id for r in dataset.records] == ["ssv2/200", "ssv2/201", "ssv2/202"]
     assert dataset[2]["instruction"] == "Moving thing 2 down"
@@ -131,17 +131,17 @@ def test_missing_videos_folder_is_an_error_naming_the_layout(tmp_path):
     (tmp_path / "labels").mkdir()
     (tmp_path / "labels" / "something-something-v2-train.json").write_text("[]")
     with pytest.raises(EmptyDatasetError, match="20bn-something-something-v2") as caught:
-        SSv2Dataset(tmp_path, "train")
+        ClipDataset(read_ssv2(tmp_path, "train"))
     assert str(tmp_path) in str(caught.value)
     with pytest.raises(EmptyDatasetError, match=r"something-something-v2-validation\.json"):
-        SSv2Dataset(tmp_path, "validation")
+        ClipDataset(read_ssv2(tmp_path, "validation"))
 
 
 def test_labels_without_any_present_video_is_an_empty_dataset_error(ssv2_root, tmp_path):
     labels = tmp_path / "labels.json"
     labels.write_text(json.dumps([{"id": "999", "template": "x", "placeholders": []}]))
     with pytest.raises(EmptyDatasetError, match="no samples found") as caught:
-        SSv2Dataset(ssv2_root, labels_json=labels)
+        ClipDataset(read_ssv2(ssv2_root, labels_json=labels))
     assert "ssv2/999" in str(caught.value) and "Expected layout" in str(caught.value)
 
 
@@ -149,7 +149,7 @@ def test_a_dataset_of_only_unreadable_videos_fails_naming_the_root(tmp_path):
     (tmp_path / "labels").mkdir()
     (tmp_path / "labels" / "something-something-v2-train.json").write_text(json.dumps(TRAIN[:1]))
     write_corrupt(tmp_path / "videos" / "101.webm")
-    dataset = SSv2Dataset(tmp_path, size=16)
+    dataset = ClipDataset(read_ssv2(tmp_path), size=16)
     with pytest.raises(RuntimeError, match="could not be read") as caught:
         dataset[0]
     assert str(tmp_path) in str(caught.value) and "ssv2/101" in str(caught.value)

@@ -8,7 +8,7 @@ import json
 import pytest
 from test_data_decode import write_corrupt, write_video
 
-from aid_model.data import GenericDataset, export_first_frames
+from aid_model.data import ClipDataset, export_first_frames, read_generic
 from aid_model.data.states import read_state_texts, sample_id_of_row, state_image_name
 from aid_model.states import StateCache, annotate, read_csv_samples
 from aid_model.states.prompter import StatePrediction
@@ -40,7 +40,7 @@ def dataset_dir(tmp_path):
 
 
 def test_states_round_trip_through_export_annotate_and_join(dataset_dir, tmp_path):
-    dataset = GenericDataset(dataset_dir, size=16, num_frames=8)
+    dataset = ClipDataset(read_generic(dataset_dir), size=16, num_frames=8)
     exported = export_first_frames(dataset, tmp_path / "first", progress=False)
     assert exported.written == 2 and len(exported.skipped) == 1
     assert exported.skipped[0].startswith("videos/c: unreadable")
@@ -54,7 +54,7 @@ def test_states_round_trip_through_export_annotate_and_join(dataset_dir, tmp_pat
     samples = read_csv_samples(exported.csv_path)
     annotate(FakePrompter(), samples, StateCache(cache_path), num_states=4, progress=False)
 
-    joined = GenericDataset(dataset_dir, size=16, num_frames=8, states_jsonl=cache_path)
+    joined = ClipDataset(read_generic(dataset_dir), size=16, num_frames=8, states_jsonl=cache_path)
     item = joined[0]
     assert item["sample_id"] == "videos/a"
     assert item["states"] == [f"open the drawer: state {s}" for s in range(4)]
@@ -76,7 +76,7 @@ def test_rows_join_by_explicit_id_or_source_and_need_the_same_instruction(datase
     )  # fmt: skip
     texts = read_state_texts(cache)
     assert set(texts) == {"videos/a", "videos/b"}
-    dataset = GenericDataset(dataset_dir, size=16, num_frames=8, states_jsonl=cache)
+    dataset = ClipDataset(read_generic(dataset_dir), size=16, num_frames=8, states_jsonl=cache)
     assert dataset[0]["states"] == ["a", "b"]
     assert dataset[1]["states"] == []  # its row was made for another instruction
     assert sample_id_of_row({"sample_id": "ssv2/1", "source": "x.png"}) == "ssv2/1"
@@ -90,10 +90,10 @@ def test_a_state_cache_matching_no_sample_is_an_error(dataset_dir, tmp_path):
            "source": "frame_0.png"}  # fmt: skip
     cache.write_text(json.dumps(row) + "\n")
     with pytest.raises(ValueError, match="matches none of the 3 samples") as caught:
-        GenericDataset(dataset_dir, size=16, num_frames=8, states_jsonl=cache)
+        ClipDataset(read_generic(dataset_dir), size=16, num_frames=8, states_jsonl=cache)
     assert "export_first_frames" in str(caught.value)
     with pytest.raises(FileNotFoundError, match="python -m aid_model states"):
-        GenericDataset(dataset_dir, states_jsonl=tmp_path / "absent.jsonl")
+        ClipDataset(read_generic(dataset_dir), states_jsonl=tmp_path / "absent.jsonl")
 
 
 def test_sample_ids_that_cannot_be_file_names_are_refused():
@@ -109,12 +109,12 @@ def test_clips_without_an_instruction_are_not_exported_nor_missing(tmp_path):
     write_video(tmp_path / "a.mp4", 16)
     write_video(tmp_path / "b.mp4", 16)
     (tmp_path / "annotations.csv").write_text("path,instruction\na.mp4,open it\nb.mp4,\n")
-    dataset = GenericDataset(tmp_path, size=16, num_frames=8)
+    dataset = ClipDataset(read_generic(tmp_path), size=16, num_frames=8)
     exported = export_first_frames(dataset, tmp_path / "first", progress=False)
     assert exported.written == 1 and exported.skipped == ["b: no instruction"]
     cache = tmp_path / "states.jsonl"
     annotate(FakePrompter(), read_csv_samples(exported.csv_path), StateCache(cache),
              num_states=2, progress=False)  # fmt: skip
-    joined = GenericDataset(tmp_path, size=16, num_frames=8, states_jsonl=cache)
+    joined = ClipDataset(read_generic(tmp_path), size=16, num_frames=8, states_jsonl=cache)
     assert joined[0]["states"] == ["open it: state 0", "open it: state 1"]
     assert joined[1]["states"] == []

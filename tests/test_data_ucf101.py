@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from test_data_decode import level_of, write_video
 
-from aid_model.data import UCF101_CAPTIONS, EmptyDatasetError, UCF101Dataset
+from aid_model.data import UCF101_CAPTIONS, ClipDataset, EmptyDatasetError, read_ucf101
 from aid_model.data.ucf101_captions import ucf101_caption
 
 CLASSES = ["ApplyEyeMakeup", "Biking", "HandstandPushups"]
@@ -47,7 +47,7 @@ def test_every_class_has_its_own_sentence():
 
 
 def test_train_list_items_carry_the_class_sentence(ucf_root):
-    dataset = UCF101Dataset(ucf_root, "train", size=16, random_offset=False)
+    dataset = ClipDataset(read_ucf101(ucf_root, "train"), size=16, random_offset=False)
     assert [r.sample_id for r in dataset.records] == [
         "ucf101/v_ApplyEyeMakeup_g01_c01",
         "ucf101/v_Biking_g08_c02",
@@ -60,19 +60,19 @@ def test_train_list_items_carry_the_class_sentence(ucf_root):
 
 
 def test_test_split_five_reference_frames_and_missing_listed_video(ucf_root):
-    dataset = UCF101Dataset(ucf_root, "validation", size=16, num_reference_frames=5)
+    dataset = ClipDataset(read_ucf101(ucf_root, "validation"), size=16, num_reference_frames=5)
     assert dataset.split == "test" and len(dataset) == 1
     assert dataset.dropped == [("ucf101/v_Biking_g03_c01", "video missing")]
     assert dataset[0]["num_reference_frames"] == 5
 
 
 def test_all_split_needs_no_lists(ucf_root):
-    everything = UCF101Dataset(ucf_root, "all", size=16)
+    everything = ClipDataset(read_ucf101(ucf_root, "all"), size=16)
     assert len(everything) == 4 and not everything.random_offset  # scored on: fixed windows
-    assert UCF101Dataset(ucf_root, "train", size=16).random_offset
+    assert ClipDataset(read_ucf101(ucf_root, "train"), size=16).random_offset
 
 
 def test_no_videos_is_an_error_naming_the_layout(tmp_path):
     with pytest.raises(EmptyDatasetError, match="UCF-101") as caught:
-        UCF101Dataset(tmp_path)
+        ClipDataset(read_ucf101(tmp_path))
     assert str(tmp_path) in str(caught.value)

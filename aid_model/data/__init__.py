@@ -6,9 +6,12 @@
 
 Every item follows the contract in ``aid_model.data.sample`` (frames (T, 3, H, W) in
 [−1, 1], instruction, states, num_reference_frames, sample_id, fps). One module per
-concept: ``decode`` (reading frames), ``clips`` (which frames, to a tensor), ``base`` (the
-dataset all loaders share: skipping, determinism), ``states`` (the state-cache join), one
-module per dataset, ``build`` (the config factory). See docs/datasets.md.
+concept: ``decode`` (reading frames), ``clips`` (which frames, to a tensor), ``records``
+(what a dataset reader finds), one reader module per dataset (``read_ssv2``, …),
+``states`` (the state-cache join), ``base`` (``ClipDataset``, the one dataset: reading,
+skipping, determinism), ``build`` (the config factory). See docs/datasets.md.
+
+    dataset = ClipDataset(read_ssv2("data/ssv2", "validation"), size=256, max_samples=2048)
 
 Names are resolved lazily so importing this package stays light.
 """
@@ -25,17 +28,18 @@ _EXPORTS = {
     "DATASET_NAMES": "aid_model.data.build",
     "dataset_options": "aid_model.data.build",
     "ClipDataset": "aid_model.data.base",
-    "ClipRecord": "aid_model.data.base",
-    "EmptyDatasetError": "aid_model.data.base",
     "SkipReport": "aid_model.data.base",
+    "export_first_frames": "aid_model.data.base",
+    "ClipRecord": "aid_model.data.records",
+    "RecordSet": "aid_model.data.records",
+    "EmptyDatasetError": "aid_model.data.records",
     "DecodeError": "aid_model.data.decode",
-    "SSv2Dataset": "aid_model.data.ssv2",
-    "BridgeDataset": "aid_model.data.bridge",
-    "Epic100Dataset": "aid_model.data.epic",
-    "UCF101Dataset": "aid_model.data.ucf101",
-    "GenericDataset": "aid_model.data.generic",
+    "read_ssv2": "aid_model.data.ssv2",
+    "read_bridge": "aid_model.data.bridge",
+    "read_epic100": "aid_model.data.epic",
+    "read_ucf101": "aid_model.data.ucf101",
+    "read_generic": "aid_model.data.generic",
     "UCF101_CAPTIONS": "aid_model.data.ucf101_captions",
-    "export_first_frames": "aid_model.data.states",
     "read_state_texts": "aid_model.data.states",
 }
 

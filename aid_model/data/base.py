@@ -1,8 +1,11 @@
-"""``ClipDataset``: the map-style dataset every loader builds on.
+"""``ClipDataset``: the one map-style dataset, reading T-frame clips from a ``RecordSet``.
 
-A loader only finds its ``ClipRecord``s (one per sample: where the frames are, which
-segment, the instruction, the sample id); reading, sampling, skipping and the state join
-live here once. Items follow the contract of ``aid_model.data.sample``.
+A dataset reader (``aid_model.data.ssv2.read_ssv2``, …) only finds the records (one per
+sample: where the frames are, which segment, the instruction, the sample id); reading,
+sampling, resizing, skipping and the state join live here once. Items follow the contract
+of ``aid_model.data.sample``.
+
+    dataset = ClipDataset(read_ssv2("data/ssv2", "validation"), size=256, max_samples=2048)
 
 Determinism: item ``i`` in epoch ``e`` is a function of (seed, e, i) only: the random
 temporal offset comes from a generator seeded by that triple, so a DistributedSampler (or
@@ -18,6 +21,7 @@ next readable one (index + 1, + 2, …, wrapping), deterministically, and counte
 
 from __future__ import annotations
 
+import csv
 import logging
 import re
 from collections import Counter
@@ -45,46 +49,21 @@ from aid_model.data.decode import (
     read_image_clip,
     read_video_clip,
 )
+from aid_model.data.records import (
+    IMAGE_SUFFIXES,
+    ClipRecord,
+    EmptyDatasetError,
+    RecordSet,
+    normalize_text,
+)
 from aid_model.data.sample import SKIPPED_KEY, make_sample
+from aid_model.data.states import FIRST_FRAMES_CSV, join_states, state_image_name
 
 logger = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
-VIDEO_SUFFIXES = (".webm", ".mp4", ".avi", ".mov", ".mkv", ".m4v", ".gif", ".mpg", ".mpeg")
 
 # After this many unreadable records in a row, the data (or the decoder) is broken as a
 # whole; going on would scan the entire dataset for nothing.
 MAX_CONSECUTIVE_FAILURES = 64
-
-
-class EmptyDatasetError(ValueError):
-    """A dataset that yields nothing; the message names the path and the expected layout."""
-
-
-@dataclass(frozen=True)
-class ClipRecord:
-    """One sample before reading.
-
-    ``kind``:
-      - ``"video"``: ``source`` is a video file; frames [start, end) (0-based, end exclusive,
-        None: to the end of the video).
-      - ``"frame_folder"``: ``source`` is a folder of image files, one per frame, in
-        natural order of the numbers in their names; frames [start, end) of that list.
-      - ``"numbered_frames"``: frame n is ``source / pattern.format(n)`` for n in
-        [start, end) (the numbers in the file names; Epic-Kitchens counts from 1).
-    ``fps``: the frame rate where the files cannot tell (image frames); videos report theirs.
-    ``states``: state texts that came with the annotation (generic datasets).
-    """
-
-    sample_id: str
-    instruction: str
-    source: Path
-    kind: str = "video"
-    start: int = 0
-    end: int | None = None
-    fps: float = 0.0
-    pattern: str = ""
-    states: tuple[str, ...] = ()
 
 
 @dataclass
@@ -124,73 +103,70 @@ EVALUATION_SPLITS = ("validation", "val", "test", "all")
 
 
 class ClipDataset(torch.utils.data.Dataset):
-    """Clips of T frames from ``records``; see the module docstring for the rules.
+    """Clips of T frames from the records a reader found; see the module docstring for the
+    rules.
 
     Args:
-        records: the samples, in the dataset's canonical order (``max_samples`` keeps the
-            first N of it, or a random N with ``subset_seed``).
-        name: short dataset name for messages ("ssv2").
-        root: the folder the records were found under (for messages).
-        layout: the expected on-disk layout, quoted in errors.
-        num_frames: T.
-        stride: a positive int or "uniform" (see ``aid_model.data.clips``).
+        found: the reader's ``RecordSet`` (records in the dataset's canonical order, its
+            name, root, layout, split, dropped records and clip defaults).
+        num_frames: T (None: the dataset's default, ``found.num_frames``).
+        stride: a positive int or "uniform" (see ``aid_model.data.clips``; None:
+            ``found.stride``).
         size: output height and width (int or (h, w)), multiples of 8.
-        num_reference_frames: K, 1 ≤ K < T.
-        split: the split the records were read for ("train", "validation"…; None: the
-            whole source), kept as ``self.split``.
+        num_reference_frames: K, 1 ≤ K < T (None: ``found.num_reference_frames``).
         random_offset: draw the window's start at random (training); else it starts at the
             segment's first frame. Only matters for an integer stride. None: on unless
-            ``split`` is one that is evaluated on (``EVALUATION_SPLITS``).
+            ``found.split`` is one that is evaluated on (``EVALUATION_SPLITS``).
         seed: the seed of the per-item generators.
         states_jsonl: a state cache (``python -m aid_model states --out``) joined by sample id
             (``aid_model.data.states``); None: every item has ``states == []`` unless its
             record carries states.
-        max_samples: keep at most this many records.
+        max_samples: keep at most this many records (the first N, or a random N with
+            ``subset_seed``).
         subset_seed: with ``max_samples``, a seeded random subset instead of the first N.
-        dropped: records the loader could not use at all (missing files…), (sample id,
-            reason) pairs; logged once and kept in ``self.dropped``.
+
+    The reader's name, root, layout, split and dropped records are kept as ``self.name``,
+    ``self.root``, ``self.layout``, ``self.split`` and ``self.dropped`` (logged once).
     """
 
     def __init__(
         self,
-        records: Sequence[ClipRecord],
+        found: RecordSet,
         *,
-        name: str,
-        root: str | Path,
-        layout: str,
-        num_frames: int,
-        stride: int | str,
+        num_frames: int | None = None,
+        stride: int | str | None = None,
         size: int | Sequence[int] = 256,
-        num_reference_frames: int = 1,
-        split: str | None = None,
+        num_reference_frames: int | None = None,
         random_offset: bool | None = None,
         seed: int = 0,
         states_jsonl: str | Path | None = None,
         max_samples: int | None = None,
         subset_seed: int | None = None,
-        dropped: Sequence[tuple[str, str]] = (),
     ) -> None:
-        self.name = name
-        self.root = Path(root)
-        self.layout = layout
+        self.name = name = found.name
+        self.root = Path(found.root)
+        self.layout = found.layout
+        num_frames = found.num_frames if num_frames is None else num_frames
         if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 2:
             raise ValueError(f"num_frames must be an integer ≥ 2, got {num_frames!r}")
         self.num_frames = num_frames
-        self.stride = parse_stride(stride)
+        self.stride = parse_stride(found.stride if stride is None else stride)
         self.size = parse_size(tuple(size) if isinstance(size, list) else size)
+        if num_reference_frames is None:
+            num_reference_frames = found.num_reference_frames
         if not isinstance(num_reference_frames, int) or not 1 <= num_reference_frames < num_frames:
             raise ValueError(
                 f"num_reference_frames must be an integer in [1, num_frames − 1] = "
                 f"[1, {num_frames - 1}], got {num_reference_frames!r}"
             )
         self.num_reference_frames = num_reference_frames
-        self.split = split
+        self.split = found.split
         self.random_offset = (
-            split not in EVALUATION_SPLITS if random_offset is None else bool(random_offset)
+            self.split not in EVALUATION_SPLITS if random_offset is None else bool(random_offset)
         )
         self.seed = int(seed)
         self.epoch = 0
-        self.dropped = list(dropped)
+        self.dropped = list(found.dropped)
         if self.dropped:
             counts = Counter(reason for _, reason in self.dropped)
             logger.warning(
@@ -201,7 +177,7 @@ class ClipDataset(torch.utils.data.Dataset):
                 ", ".join(f"{n} {reason}" for reason, n in counts.most_common()),
                 self.dropped[0][0],
             )
-        records = list(records)
+        records = list(found.records)
         if max_samples is not None:
             if isinstance(max_samples, bool) or not isinstance(max_samples, int) or max_samples < 1:
                 raise ValueError(f"max_samples must be a positive integer, got {max_samples!r}")
@@ -210,14 +186,14 @@ class ClipDataset(torch.utils.data.Dataset):
                 records = [records[i] for i in sorted(order)]
             records = records[:max_samples]
         if not records:
-            found = (
+            found_text = (
                 f" ({len(self.dropped)} found but unusable, e.g. {self.dropped[0]})"
-                if (self.dropped)
+                if self.dropped
                 else ""
             )
             raise EmptyDatasetError(
-                f"{name}: no samples found under {str(self.root)!r}{found}. Expected layout:\n"
-                f"{layout}"
+                f"{name}: no samples found under {str(self.root)!r}{found_text}. Expected "
+                f"layout:\n{self.layout}"
             )
         self.records = records
         self.skipped = SkipReport(epoch=0)
@@ -225,8 +201,6 @@ class ClipDataset(torch.utils.data.Dataset):
         self.states_jsonl = Path(states_jsonl) if states_jsonl is not None else None
         self._states: dict[str, list[str]] = {}
         if self.states_jsonl is not None:
-            from aid_model.data.states import join_states
-
             self._states = join_states(self.records, self.states_jsonl, name=name)
 
     # ----- the Dataset protocol -------------------------------------------------------
@@ -355,15 +329,63 @@ def list_frame_files(folder: Path) -> list[Path]:
     return [folder / name for name in sorted(names, key=natural_key)]
 
 
-def normalize_text(text: str) -> str:
-    """Whitespace collapsed to single spaces, ends trimmed (as the state CSV reader does)."""
-    return " ".join(str(text).split())
+@dataclass
+class ExportResult:
+    """What ``export_first_frames`` did: the CSV for the state annotation and the counts."""
+
+    csv_path: Path
+    written: int = 0
+    reused: int = 0
+    skipped: list[str] = field(default_factory=list)  # "sample_id: reason"
 
 
-def split_name(split: str, allowed: Sequence[str]) -> str:
-    """``split`` with its aliases resolved ("val", "valid" → "validation"), or a clear error."""
-    aliases = {"val": "validation", "valid": "validation", "eval": "validation"}
-    name = aliases.get(str(split).strip().lower(), str(split).strip().lower())
-    if name not in allowed:
-        raise ValueError(f"split must be one of {', '.join(allowed)}, got {split!r}")
-    return name
+def export_first_frames(
+    dataset: ClipDataset,
+    out_dir: str | Path,
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> ExportResult:
+    """Each sample's first frame as ``out_dir/<sample_id>.png`` plus ``out_dir/first_frames.csv``
+    (columns image, instruction, sample_id) for ``python -m aid_model states --dataset``; the
+    state cache it makes joins back by sample id (``aid_model.data.states``).
+
+    The frame is the first of the sample's segment, resized and cropped as the model sees
+    it. Existing PNGs are kept (a rerun continues) unless ``overwrite``. Unreadable samples
+    and samples without an instruction are left out of the CSV and listed in the result.
+    """
+    from PIL import Image
+    from tqdm.auto import tqdm
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = ExportResult(csv_path=out_dir / FIRST_FRAMES_CSV)
+    rows: list[tuple[str, str, str]] = []
+    for index in tqdm(range(len(dataset)), desc="first frames", disable=not progress):
+        record = dataset.records[index]
+        if not record.instruction:
+            result.skipped.append(f"{record.sample_id}: no instruction")
+            continue
+        name = state_image_name(record.sample_id)
+        target = out_dir / name
+        if target.is_file() and not overwrite:
+            result.reused += 1
+        else:
+            try:
+                frame = dataset.first_frame(index)
+            except DecodeError as error:
+                result.skipped.append(f"{record.sample_id}: {error.reason}: {error}")
+                continue
+            image = ((frame.permute(1, 2, 0).numpy() + 1.0) * 127.5).round().clip(0, 255)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image.astype(np.uint8)).save(target)
+            result.written += 1
+        rows.append((name, normalize_text(record.instruction), record.sample_id))
+    # Written last and whole, so an interrupted export never leaves a half CSV behind.
+    partial = result.csv_path.with_suffix(".csv.partial")
+    with partial.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["image", "instruction", "sample_id"])
+        writer.writerows(rows)
+    partial.replace(result.csv_path)
+    return result

@@ -15,11 +15,10 @@ import os
 import re
 from pathlib import Path
 
-from aid_model.data.base import ClipDataset, ClipRecord, normalize_text, split_name
+from aid_model.data.records import ClipRecord, RecordSet, normalize_text, split_name
 
 SPLITS = ("train", "validation")
 FPS = 5.0  # BridgeData is recorded at 5 Hz
-EVALUATION_SAMPLES = 5558  # the paper's Bridge evaluation count
 
 LAYOUT = """\
   <root>/…/<date>/raw/traj_group<G>/traj<N>/images0/im_0.jpg, im_1.jpg, …
@@ -63,63 +62,51 @@ def find_trajectories(root: Path) -> list[Path]:
     return sorted(found)
 
 
-class BridgeDataset(ClipDataset):
-    """BridgeData clips: T = 16 frames spread over each trajectory, K = 1, at 5 fps.
+def read_bridge(
+    root: str | Path,
+    split: str = "train",
+    *,
+    camera: int = 0,
+    train_fraction: float = 0.8,
+    fps: float = FPS,
+) -> RecordSet:
+    """BridgeData records; clips of T = 16 frames spread over each trajectory, K = 1, at 5 fps.
 
     Sample id ``bridge/<trajectory path relative to root>``. Split: 80 % train / 20 %
     validation by a hash of the trajectory's last four path parts
     (``<date>/raw/traj_group<G>/traj<N>``), so it does not depend on the root chosen.
     ``camera`` picks the image folder (``images0`` is the fixed over-the-shoulder view).
     """
-
-    def __init__(
-        self,
-        root: str | Path,
-        split: str = "train",
-        *,
-        num_frames: int = 16,
-        stride: int | str = "uniform",
-        size: int | tuple[int, int] = 256,
-        num_reference_frames: int = 1,
-        camera: int = 0,
-        train_fraction: float = 0.8,
-        fps: float = FPS,
-        random_offset: bool | None = None,
-        **options,
-    ) -> None:
-        root = Path(root)
-        split = split_name(split, SPLITS)
-        if not 0.0 < train_fraction < 1.0:
-            raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction!r}")
-        records, dropped = [], []
-        for trajectory in find_trajectories(root):
-            relative = trajectory.relative_to(root).as_posix()
-            split_key = "/".join(trajectory.parts[-4:])
-            if in_train_split(split_key, train_fraction) != (split == "train"):
-                continue
-            sample_id = f"bridge/{relative}"
-            instruction = read_instruction(trajectory / "lang.txt")
-            if instruction is None:
-                dropped.append((sample_id, "no lang.txt instruction"))
-                continue
-            frames = trajectory / f"images{camera}"
-            if not frames.is_dir():
-                dropped.append((sample_id, f"no images{camera} folder"))
-                continue
-            records.append(
-                ClipRecord(sample_id, instruction, frames, kind="frame_folder", fps=float(fps))
-            )
-        super().__init__(
-            records,
-            name="bridge",
-            root=root,
-            layout=LAYOUT,
-            num_frames=num_frames,
-            stride=stride,
-            size=size,
-            num_reference_frames=num_reference_frames,
-            split=split,
-            random_offset=random_offset,
-            dropped=dropped,
-            **options,
+    root = Path(root)
+    split = split_name(split, SPLITS)
+    if not 0.0 < train_fraction < 1.0:
+        raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction!r}")
+    records, dropped = [], []
+    for trajectory in find_trajectories(root):
+        relative = trajectory.relative_to(root).as_posix()
+        split_key = "/".join(trajectory.parts[-4:])
+        if in_train_split(split_key, train_fraction) != (split == "train"):
+            continue
+        sample_id = f"bridge/{relative}"
+        instruction = read_instruction(trajectory / "lang.txt")
+        if instruction is None:
+            dropped.append((sample_id, "no lang.txt instruction"))
+            continue
+        frames = trajectory / f"images{camera}"
+        if not frames.is_dir():
+            dropped.append((sample_id, f"no images{camera} folder"))
+            continue
+        records.append(
+            ClipRecord(sample_id, instruction, frames, kind="frame_folder", fps=float(fps))
         )
+    return RecordSet(
+        name="bridge",
+        root=root,
+        layout=LAYOUT,
+        records=records,
+        split=split,
+        dropped=dropped,
+        num_frames=16,
+        stride="uniform",
+        num_reference_frames=1,
+    )

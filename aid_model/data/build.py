@@ -1,5 +1,5 @@
 """``build_dataset(config)``: a dataset from a config dict, as the training and evaluation
-configs give it."""
+configs give it: the named reader finds the records, one ``ClipDataset`` reads them."""
 
 from __future__ import annotations
 
@@ -7,40 +7,38 @@ import inspect
 from typing import Any
 
 from aid_model.data.base import ClipDataset
+from aid_model.data.bridge import read_bridge
+from aid_model.data.epic import read_epic100
+from aid_model.data.generic import read_generic
+from aid_model.data.ssv2 import read_ssv2
+from aid_model.data.ucf101 import read_ucf101
 
-# Options every dataset takes (ClipDataset's keyword arguments a loader passes through).
-COMMON_OPTIONS = ("seed", "states_jsonl", "max_samples", "subset_seed")
-
-
-def _registry() -> dict[str, type[ClipDataset]]:
-    from aid_model.data.bridge import BridgeDataset
-    from aid_model.data.epic import Epic100Dataset
-    from aid_model.data.generic import GenericDataset
-    from aid_model.data.ssv2 import SSv2Dataset
-    from aid_model.data.ucf101 import UCF101Dataset
-
-    return {
-        "ssv2": SSv2Dataset,
-        "bridge": BridgeDataset,
-        "epic100": Epic100Dataset,
-        "ucf101": UCF101Dataset,
-        "generic": GenericDataset,
-    }
+READERS = {
+    "ssv2": read_ssv2,
+    "bridge": read_bridge,
+    "epic100": read_epic100,
+    "ucf101": read_ucf101,
+    "generic": read_generic,
+}
+DATASET_NAMES = tuple(READERS)
 
 
-DATASET_NAMES = ("ssv2", "bridge", "epic100", "ucf101", "generic")
+def _keywords(function) -> list[str]:
+    return [
+        parameter.name
+        for parameter in inspect.signature(function).parameters.values()
+        if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+    ]
+
+
+# ClipDataset's own options (the clip: frames, size, offsets, states, subsets).
+CLIP_OPTIONS = tuple(key for key in _keywords(ClipDataset.__init__) if key not in ("self", "found"))
 
 
 def dataset_options(name: str) -> list[str]:
-    """The config keys dataset ``name`` accepts (besides ``name``)."""
-    cls = _registry()[name]
-    own = [
-        parameter.name
-        for parameter in inspect.signature(cls.__init__).parameters.values()
-        if parameter.kind is parameter.POSITIONAL_OR_KEYWORD
-        or parameter.kind is parameter.KEYWORD_ONLY
-    ]
-    return [key for key in own if key != "self"] + list(COMMON_OPTIONS)
+    """The config keys dataset ``name`` accepts (besides ``name``): its reader's, then the
+    clip options every dataset takes."""
+    return _keywords(READERS[name]) + list(CLIP_OPTIONS)
 
 
 def build_dataset(config: dict[str, Any]) -> ClipDataset:
@@ -67,6 +65,5 @@ def build_dataset(config: dict[str, Any]) -> ClipDataset:
             f"dataset {name!r} does not take option(s) {', '.join(unknown)}; it takes "
             f"{', '.join(accepted)}"
         )
-    if isinstance(options.get("size"), list):
-        options["size"] = tuple(options["size"])
-    return _registry()[name](**options)
+    clip_options = {key: options.pop(key) for key in CLIP_OPTIONS if key in options}
+    return ClipDataset(READERS[name](**options), **clip_options)

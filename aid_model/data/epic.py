@@ -15,16 +15,15 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from aid_model.data.base import (
-    ClipDataset,
+from aid_model.data.records import (
     ClipRecord,
     EmptyDatasetError,
+    RecordSet,
     normalize_text,
     split_name,
 )
 
 SPLITS = ("train", "validation")
-EVALUATION_SAMPLES = 9342  # the paper's Epic-Kitchens-100 evaluation count
 FRAME_PATTERN = "frame_{:010d}.jpg"
 REQUIRED_COLUMNS = (
     "narration_id",
@@ -77,67 +76,60 @@ def find_source(root: Path, participant: str, video_id: str) -> tuple[str, Path]
     return None
 
 
-class Epic100Dataset(ClipDataset):
-    """Epic-Kitchens-100 clips: T = 12 frames spread over each action segment, K = 1.
+def read_epic100(
+    root: str | Path,
+    split: str = "train",
+    *,
+    annotations: str | Path | None = None,
+) -> RecordSet:
+    """Epic-Kitchens-100 records; clips of T = 12 frames spread over each action segment, K = 1.
 
     Sample id ``epic100/<narration_id>`` (e.g. ``epic100/P01_01_0``). Split "train" or
     "validation" (the published validation CSV). Videos are preferred over RGB frames
-    when both exist; segments whose video is absent are left out (``self.dropped``).
+    when both exist; segments whose video is absent are left out (``dropped``).
     """
-
-    def __init__(
-        self,
-        root: str | Path,
-        split: str = "train",
-        *,
-        num_frames: int = 12,
-        stride: int | str = "uniform",
-        size: int | tuple[int, int] = 256,
-        num_reference_frames: int = 1,
-        annotations: str | Path | None = None,
-        random_offset: bool | None = None,
-        **options,
-    ) -> None:
-        root = Path(root)
-        split = split_name(split, SPLITS)
-        csv_path = Path(annotations) if annotations is not None else find_annotations(root, split)
-        sources: dict[str, tuple[str, Path] | None] = {}
-        records, dropped = [], []
-        try:
-            file = csv_path.open(newline="", encoding="utf-8-sig")
-        except OSError as error:
-            raise ValueError(f"epic100: cannot read {csv_path}: {error}") from None
-        with file:
-            reader = csv.DictReader(file)
-            missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise ValueError(
-                    f"epic100: {csv_path} lacks column(s) {', '.join(missing)}; expected the "
-                    f"published EPIC_100 CSV with {', '.join(REQUIRED_COLUMNS)}"
-                )
-            for row in reader:
-                sample_id = f"epic100/{row['narration_id']}"
-                video_id, participant = row["video_id"], row["participant_id"]
-                try:
-                    start, stop = int(row["start_frame"]), int(row["stop_frame"])
-                except ValueError:
-                    dropped.append((sample_id, "bad start/stop frame"))
-                    continue
-                if start < 1 or stop < start:
-                    dropped.append((sample_id, "bad start/stop frame"))
-                    continue
-                if video_id not in sources:
-                    sources[video_id] = find_source(root, participant, video_id)
-                source = sources[video_id]
-                if source is None:
-                    dropped.append((sample_id, "video missing"))
-                    continue
-                kind, path = source
-                instruction = normalize_text(row["narration"])
-                if kind == "video":
-                    record = ClipRecord(sample_id, instruction, path, start=start - 1, end=stop)
-                else:
-                    record = ClipRecord(
+    root = Path(root)
+    split = split_name(split, SPLITS)
+    csv_path = Path(annotations) if annotations is not None else find_annotations(root, split)
+    try:
+        file = csv_path.open(newline="", encoding="utf-8-sig")
+    except OSError as error:
+        raise ValueError(f"epic100: cannot read {csv_path}: {error}") from None
+    sources: dict[str, tuple[str, Path] | None] = {}
+    records, dropped = [], []
+    with file:
+        reader = csv.DictReader(file)
+        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(
+                f"epic100: {csv_path} lacks column(s) {', '.join(missing)}; expected the "
+                f"published EPIC_100 CSV with {', '.join(REQUIRED_COLUMNS)}"
+            )
+        for row in reader:
+            sample_id = f"epic100/{row['narration_id']}"
+            video_id, participant = row["video_id"], row["participant_id"]
+            try:
+                start, stop = int(row["start_frame"]), int(row["stop_frame"])
+            except ValueError:
+                dropped.append((sample_id, "bad start/stop frame"))
+                continue
+            if start < 1 or stop < start:
+                dropped.append((sample_id, "bad start/stop frame"))
+                continue
+            if video_id not in sources:
+                sources[video_id] = find_source(root, participant, video_id)
+            source = sources[video_id]
+            if source is None:
+                dropped.append((sample_id, "video missing"))
+                continue
+            kind, path = source
+            instruction = normalize_text(row["narration"])
+            if kind == "video":
+                # CSV frame n is decoded frame n − 1; the stop frame is included.
+                records.append(ClipRecord(sample_id, instruction, path, start=start - 1, end=stop))
+            else:
+                records.append(
+                    ClipRecord(
                         sample_id,
                         instruction,
                         path,
@@ -147,18 +139,15 @@ class Epic100Dataset(ClipDataset):
                         fps=rgb_frames_fps(video_id),
                         pattern=FRAME_PATTERN,
                     )
-                records.append(record)
-        super().__init__(
-            records,
-            name="epic100",
-            root=root,
-            layout=LAYOUT,
-            num_frames=num_frames,
-            stride=stride,
-            size=size,
-            num_reference_frames=num_reference_frames,
-            split=split,
-            random_offset=random_offset,
-            dropped=dropped,
-            **options,
-        )
+                )
+    return RecordSet(
+        name="epic100",
+        root=root,
+        layout=LAYOUT,
+        records=records,
+        split=split,
+        dropped=dropped,
+        num_frames=12,
+        stride="uniform",
+        num_reference_frames=1,
+    )

@@ -23,13 +23,14 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
-from aid_model.data.base import (
+from aid_model.data.records import (
     VIDEO_SUFFIXES,
-    ClipDataset,
     ClipRecord,
     EmptyDatasetError,
+    RecordSet,
     normalize_text,
 )
 
@@ -110,119 +111,100 @@ def _optional_int(value: object, name: str) -> int | None:
     return int(number)
 
 
-class GenericDataset(ClipDataset):
-    """Clips from an annotation file of (path, instruction[, start, end, states, …]) rows.
+def read_generic(
+    root: str | Path,
+    split: str | None = None,
+    *,
+    annotations: str | Path | None = None,
+    fps: float = DEFAULT_FPS,
+) -> RecordSet:
+    """Records from an annotation file of (path, instruction[, start, end, states, …]) rows;
+    clips of T = 16 consecutive frames (stride 1), K = 1 unless the caller says otherwise.
 
     ``root``: the annotation file, or its folder (see ``ANNOTATION_NAMES``). Malformed
     rows raise at once, naming the file and line; rows whose video or folder is missing are
-    left out (``self.dropped``). ``split``: None uses every row; a name keeps the rows of
-    that split when the file has a ``split`` column. Random temporal offsets are on unless
-    ``split`` is one scored on ("validation", "val", "test", "all": ``EVALUATION_SPLITS``).
+    left out (``dropped``). ``split``: None uses every row; a name keeps the rows of that
+    split when the file has a ``split`` column; ``ClipDataset`` draws random temporal offsets
+    unless it is one scored on ("validation", "val", "test", "all": ``EVALUATION_SPLITS``).
+    ``fps``: the frame rate of frame folders whose row gives none.
     """
-
-    def __init__(
-        self,
-        root: str | Path,
-        split: str | None = None,
-        *,
-        annotations: str | Path | None = None,
-        num_frames: int = 16,
-        stride: int | str = 1,
-        size: int | tuple[int, int] = 256,
-        num_reference_frames: int = 1,
-        fps: float = DEFAULT_FPS,
-        random_offset: bool | None = None,
-        **options,
-    ) -> None:
-        root = Path(root)
-        annotation_file = (
-            Path(annotations) if annotations is not None else find_annotation_file(root)
-        )
-        if not annotation_file.is_file():
-            raise FileNotFoundError(f"generic: annotation file {str(annotation_file)!r} not found")
-        base = annotation_file.parent
-        records, dropped, problems = [], [], []
-        seen: set[str] = set()
-        for line, row in read_rows(annotation_file):
-            try:
-                record = self._record(row, line, base, float(fps), split)
-            except (ValueError, TypeError, json.JSONDecodeError) as error:
-                problems.append(f"line {line}: {error}")
-                continue
-            if record is None:
-                continue
-            if record.sample_id in seen:
-                record = _with_id(record, f"{record.sample_id}#{line}")
-            seen.add(record.sample_id)
-            if not record.source.exists():
-                dropped.append((record.sample_id, "video missing"))
-                continue
-            records.append(record)
-        if problems:
-            shown = "; ".join(problems[:5])
-            more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-            raise ValueError(f"generic: {annotation_file} has bad rows: {shown}{more}")
-        super().__init__(
-            records,
-            name="generic",
-            root=annotation_file,
-            layout=LAYOUT,
-            num_frames=num_frames,
-            stride=stride,
-            size=size,
-            num_reference_frames=num_reference_frames,
-            split=split,
-            random_offset=random_offset,
-            dropped=dropped,
-            **options,
-        )
-
-    @staticmethod
-    def _record(
-        row: dict, line: int, base: Path, default_fps: float, split: str | None
-    ) -> ClipRecord | None:
-        row_split = str(row.get("split") or "").strip().lower()
-        if split is not None and row_split and row_split != str(split).strip().lower():
-            return None
-        path_text = str(row.get("path") or "").strip()
-        if not path_text:
-            raise ValueError("empty path")
-        if "instruction" not in row:
-            raise ValueError("no 'instruction' (give an empty string for a clip without one)")
-        instruction = normalize_text(row["instruction"] or "")
-        start = _optional_int(row.get("start"), "start")
-        end = _optional_int(row.get("end"), "end")
-        if start is not None and end is not None and end <= start:
-            raise ValueError(f"end ({end}) must be greater than start ({start})")
-        source = Path(path_text).expanduser()
-        if not source.is_absolute():
-            source = base / source
-        fps_value = row.get("fps")
-        fps = float(fps_value) if fps_value not in (None, "") else default_fps
-        if fps <= 0:
-            raise ValueError(f"fps must be positive, got {fps_value!r}")
-        explicit = str(row.get("sample_id") or row.get("id") or "").strip()
-        if explicit:
-            sample_id = explicit
-        else:
-            posix = PurePosixPath(path_text.replace("\\", "/"))
-            sample_id = str(posix.with_suffix("")) if posix.suffix else str(posix)
-            if start is not None or end is not None:
-                sample_id += f"@{start or 0}-{'' if end is None else end}"
-        is_video = source.suffix.lower() in VIDEO_SUFFIXES or source.is_file()
-        return ClipRecord(
-            sample_id,
-            instruction,
-            source,
-            kind="video" if is_video else "frame_folder",
-            start=start or 0,
-            end=end,
-            fps=fps,
-            states=parse_states(row.get("states")),
-        )
+    root = Path(root)
+    annotation_file = Path(annotations) if annotations is not None else find_annotation_file(root)
+    if not annotation_file.is_file():
+        raise FileNotFoundError(f"generic: annotation file {str(annotation_file)!r} not found")
+    records, dropped, problems = [], [], []
+    seen: set[str] = set()
+    for line, row in read_rows(annotation_file):
+        try:
+            record = row_record(row, annotation_file.parent, float(fps), split)
+        except (ValueError, TypeError, json.JSONDecodeError) as error:
+            problems.append(f"line {line}: {error}")
+            continue
+        if record is None:
+            continue
+        if record.sample_id in seen:
+            record = replace(record, sample_id=f"{record.sample_id}#{line}")
+        seen.add(record.sample_id)
+        if not record.source.exists():
+            dropped.append((record.sample_id, "video missing"))
+            continue
+        records.append(record)
+    if problems:
+        shown = "; ".join(problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise ValueError(f"generic: {annotation_file} has bad rows: {shown}{more}")
+    return RecordSet(
+        name="generic",
+        root=annotation_file,
+        layout=LAYOUT,
+        records=records,
+        split=split,
+        dropped=dropped,
+        num_frames=16,
+        stride=1,
+        num_reference_frames=1,
+    )
 
 
-def _with_id(record: ClipRecord, sample_id: str) -> ClipRecord:
-    from dataclasses import replace
-
-    return replace(record, sample_id=sample_id)
+def row_record(row: dict, base: Path, default_fps: float, split: str | None) -> ClipRecord | None:
+    """The record of one annotation row (paths relative to ``base``); None when the row
+    belongs to another split. Raises ``ValueError`` for a malformed row."""
+    row_split = str(row.get("split") or "").strip().lower()
+    if split is not None and row_split and row_split != str(split).strip().lower():
+        return None
+    path_text = str(row.get("path") or "").strip()
+    if not path_text:
+        raise ValueError("empty path")
+    if "instruction" not in row:
+        raise ValueError("no 'instruction' (give an empty string for a clip without one)")
+    instruction = normalize_text(row["instruction"] or "")
+    start = _optional_int(row.get("start"), "start")
+    end = _optional_int(row.get("end"), "end")
+    if start is not None and end is not None and end <= start:
+        raise ValueError(f"end ({end}) must be greater than start ({start})")
+    source = Path(path_text).expanduser()
+    if not source.is_absolute():
+        source = base / source
+    fps_value = row.get("fps")
+    fps = float(fps_value) if fps_value not in (None, "") else default_fps
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps_value!r}")
+    explicit = str(row.get("sample_id") or row.get("id") or "").strip()
+    if explicit:
+        sample_id = explicit
+    else:
+        posix = PurePosixPath(path_text.replace("\\", "/"))
+        sample_id = str(posix.with_suffix("")) if posix.suffix else str(posix)
+        if start is not None or end is not None:
+            sample_id += f"@{start or 0}-{'' if end is None else end}"
+    is_video = source.suffix.lower() in VIDEO_SUFFIXES or source.is_file()
+    return ClipRecord(
+        sample_id,
+        instruction,
+        source,
+        kind="video" if is_video else "frame_folder",
+        start=start or 0,
+        end=end,
+        fps=fps,
+        states=parse_states(row.get("states")),
+    )

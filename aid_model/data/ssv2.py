@@ -13,16 +13,15 @@ import json
 import re
 from pathlib import Path
 
-from aid_model.data.base import (
-    ClipDataset,
+from aid_model.data.records import (
     ClipRecord,
     EmptyDatasetError,
+    RecordSet,
     normalize_text,
     split_name,
 )
 
 SPLITS = ("train", "validation")
-EVALUATION_SAMPLES = 2048  # the paper (after Seer): the first 2,048 validation samples
 
 LAYOUT = """\
   <root>/20bn-something-something-v2/<id>.webm    (also accepted: <root>/videos/<id>.webm, <root>/<id>.webm)
@@ -85,71 +84,57 @@ def find_video_dir(root: Path) -> Path:
     )
 
 
-class SSv2Dataset(ClipDataset):
-    """Something-Something v2 clips: T = 12 frames spread over each video, K = 2.
+def read_ssv2(
+    root: str | Path,
+    split: str = "train",
+    *,
+    labels_json: str | Path | None = None,
+    video_dir: str | Path | None = None,
+) -> RecordSet:
+    """Something-Something v2 records; clips of T = 12 frames spread over each video, K = 2.
 
     Sample id ``ssv2/<id>``. ``split`` "train" or "validation"; for the paper's evaluation
     use split "validation" with ``max_samples=2048`` (the first 2,048 entries of the file).
-    Videos missing from the video folder are left out (``self.dropped``).
+    Videos missing from the video folder are left out (``dropped``).
     """
-
-    def __init__(
-        self,
-        root: str | Path,
-        split: str = "train",
-        *,
-        num_frames: int = 12,
-        stride: int | str = "uniform",
-        size: int | tuple[int, int] = 256,
-        num_reference_frames: int = 2,
-        labels_json: str | Path | None = None,
-        video_dir: str | Path | None = None,
-        random_offset: bool | None = None,
-        **options,
-    ) -> None:
-        root = Path(root)
-        split = split_name(split, SPLITS)
-        labels_path = (
-            Path(labels_json) if labels_json is not None else find_labels_json(root, split)
+    root = Path(root)
+    split = split_name(split, SPLITS)
+    labels_path = Path(labels_json) if labels_json is not None else find_labels_json(root, split)
+    videos = Path(video_dir) if video_dir is not None else find_video_dir(root)
+    try:
+        entries = json.loads(labels_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"ssv2: cannot read label file {labels_path}: {error}") from None
+    if not isinstance(entries, list):
+        raise ValueError(
+            f"ssv2: {labels_path} should hold a JSON list of {{id, template, placeholders}} "
+            f"entries, found {type(entries).__name__}"
         )
-        videos = Path(video_dir) if video_dir is not None else find_video_dir(root)
+    present = {path.stem for path in videos.glob("*.webm")}
+    records, dropped = [], []
+    for entry in entries:
+        video_id = str(entry.get("id", "")) if isinstance(entry, dict) else ""
+        if not video_id:
+            dropped.append((repr(entry)[:60], "entry without id"))
+            continue
+        sample_id = f"ssv2/{video_id}"
+        if video_id not in present:
+            dropped.append((sample_id, "video missing"))
+            continue
         try:
-            entries = json.loads(labels_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as error:
-            raise ValueError(f"ssv2: cannot read label file {labels_path}: {error}") from None
-        if not isinstance(entries, list):
-            raise ValueError(
-                f"ssv2: {labels_path} should hold a JSON list of {{id, template, placeholders}} "
-                f"entries, found {type(entries).__name__}"
-            )
-        present = {path.stem for path in videos.glob("*.webm")}
-        records, dropped = [], []
-        for entry in entries:
-            video_id = str(entry.get("id", "")) if isinstance(entry, dict) else ""
-            if not video_id:
-                dropped.append((repr(entry)[:60], "entry without id"))
-                continue
-            sample_id = f"ssv2/{video_id}"
-            if video_id not in present:
-                dropped.append((sample_id, "video missing"))
-                continue
-            try:
-                instruction = ssv2_instruction(entry)
-            except ValueError:
-                dropped.append((sample_id, "no instruction"))
-                continue
-            records.append(ClipRecord(sample_id, instruction, videos / f"{video_id}.webm"))
-        super().__init__(
-            records,
-            name="ssv2",
-            root=root,
-            layout=LAYOUT,
-            num_frames=num_frames,
-            stride=stride,
-            size=size,
-            num_reference_frames=num_reference_frames,
-            split=split,
-            random_offset=random_offset,
-            dropped=dropped,
-            **options,
-        )
+            instruction = ssv2_instruction(entry)
+        except ValueError:
+            dropped.append((sample_id, "no instruction"))
+            continue
+        records.append(ClipRecord(sample_id, instruction, videos / f"{video_id}.webm"))
+    return RecordSet(
+        name="ssv2",
+        root=root,
+        layout=LAYOUT,
+        records=records,
+        split=split,
+        dropped=dropped,
+        num_frames=12,
+        stride="uniform",
+        num_reference_frames=2,
+    )

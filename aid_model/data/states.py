@@ -3,8 +3,9 @@
 The state cache (``aid_model.states``, written by ``python -m aid_model states --dataset
 CSV --out FILE.jsonl``) keys its rows by image content, not by sample. The join uses the
 row's ``source``: the image path as written in the CSV the annotation ran on.
-``export_first_frames`` writes that CSV with one first frame per sample, named
-``<sample_id>.png``, so every row's ``source`` reads back as its sample id:
+``aid_model.data.base.export_first_frames`` writes that CSV with one first frame per
+sample, named ``state_image_name(sample_id)`` (``<sample_id>.png``), so every row's
+``source`` reads back as its sample id:
 
     source "ssv2/74225.png"  →  sample id "ssv2/74225"
 
@@ -16,19 +17,14 @@ rows (other models, other S), the last one in the file wins.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
 
-from aid_model.data.base import IMAGE_SUFFIXES, ClipRecord, normalize_text
-
-if TYPE_CHECKING:
-    from aid_model.data.base import ClipDataset
+from aid_model.data.records import IMAGE_SUFFIXES, ClipRecord, normalize_text
 
 logger = logging.getLogger(__name__)
 
@@ -151,67 +147,3 @@ def join_states(
             (missing + mismatched)[0],
         )
     return joined
-
-
-@dataclass
-class ExportResult:
-    """What ``export_first_frames`` did: the CSV for the state annotation and the counts."""
-
-    csv_path: Path
-    written: int = 0
-    reused: int = 0
-    skipped: list[str] = field(default_factory=list)  # "sample_id: reason"
-
-
-def export_first_frames(
-    dataset: ClipDataset,
-    out_dir: str | Path,
-    *,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> ExportResult:
-    """Each sample's first frame as ``out_dir/<sample_id>.png`` plus ``out_dir/first_frames.csv``
-    (columns image, instruction, sample_id) for ``python -m aid_model states --dataset``.
-
-    The frame is the first of the sample's segment, resized and cropped as the model sees
-    it. Existing PNGs are kept (a rerun continues) unless ``overwrite``. Unreadable samples
-    and samples without an instruction are left out of the CSV and listed in the result.
-    """
-    import numpy as np
-    from PIL import Image
-    from tqdm.auto import tqdm
-
-    from aid_model.data.decode import DecodeError
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    result = ExportResult(csv_path=out_dir / FIRST_FRAMES_CSV)
-    rows: list[tuple[str, str, str]] = []
-    for index in tqdm(range(len(dataset)), desc="first frames", disable=not progress):
-        record = dataset.records[index]
-        if not record.instruction:
-            result.skipped.append(f"{record.sample_id}: no instruction")
-            continue
-        name = state_image_name(record.sample_id)
-        target = out_dir / name
-        if target.is_file() and not overwrite:
-            result.reused += 1
-        else:
-            try:
-                frame = dataset.first_frame(index)
-            except DecodeError as error:
-                result.skipped.append(f"{record.sample_id}: {error.reason}: {error}")
-                continue
-            image = ((frame.permute(1, 2, 0).numpy() + 1.0) * 127.5).round().clip(0, 255)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(image.astype(np.uint8)).save(target)
-            result.written += 1
-        rows.append((name, normalize_text(record.instruction), record.sample_id))
-    # Written last and whole, so an interrupted export never leaves a half CSV behind.
-    partial = result.csv_path.with_suffix(".csv.partial")
-    with partial.open("w", newline="", encoding="utf-8") as file:
-        writer = csv.writer(file)
-        writer.writerow(["image", "instruction", "sample_id"])
-        writer.writerows(rows)
-    partial.replace(result.csv_path)
-    return result

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aid_model.data.base import ClipDataset, ClipRecord, EmptyDatasetError, split_name
+from aid_model.data.records import ClipRecord, EmptyDatasetError, RecordSet, split_name
 from aid_model.data.ucf101_captions import ucf101_caption
 
 SPLITS = ("train", "test", "all")
-EVALUATION_SAMPLES = 2048  # the paper (after Seer): 2,048 samples of the test set
 
 LAYOUT = """\
   <root>/UCF-101/<ClassName>/v_<ClassName>_g<GG>_c<CC>.avi      (or <root>/<ClassName>/…)
@@ -41,75 +40,57 @@ def find_split_file(root: Path, split: str, fold: int) -> Path:
     )
 
 
-class UCF101Dataset(ClipDataset):
-    """UCF-101 clips: T = 16 consecutive frames (stride 1), K = 1 (or 5), one sentence per
-    class as the instruction.
+def read_ucf101(root: str | Path, split: str = "train", *, fold: int = 1) -> RecordSet:
+    """UCF-101 records; clips of T = 16 consecutive frames (stride 1), K = 1 (or 5), one
+    sentence per class as the instruction.
 
     Sample id ``ucf101/<file stem>`` (``ucf101/v_ApplyEyeMakeup_g08_c01``). Splits: "train"
     and "test" from the official lists of fold ``fold`` (1–3; "validation" means "test",
     the set the paper evaluates on), or "all" videos found.
     """
-
-    def __init__(
-        self,
-        root: str | Path,
-        split: str = "train",
-        *,
-        num_frames: int = 16,
-        stride: int | str = 1,
-        size: int | tuple[int, int] = 256,
-        num_reference_frames: int = 1,
-        fold: int = 1,
-        random_offset: bool | None = None,
-        **options,
-    ) -> None:
-        root = Path(root)
-        if str(split).strip().lower() in ("validation", "val", "valid"):
-            split = "test"
-        split = split_name(split, SPLITS)
-        if fold not in (1, 2, 3):
-            raise ValueError(f"fold must be 1, 2 or 3, got {fold!r}")
-        video_root = find_video_root(root)
-        # Case-insensitive index: one class is "HandstandPushups" in the lists and
-        # "HandStandPushups" in the file names.
-        videos = {
-            (path.parent.name.lower(), path.name.lower()): path
-            for path in sorted(video_root.glob("*/*.avi"))
-        }
-        if split == "all":
-            wanted = [(path.parent.name, path.name) for path in videos.values()]
-        else:
-            lines = find_split_file(root, split, fold).read_text(encoding="utf-8").splitlines()
-            wanted = []
-            for line in lines:
-                if line.strip():
-                    relative = line.split()[0].replace("\\", "/")
-                    folder, _, name = relative.rpartition("/")
-                    wanted.append((folder, name))
-        records, dropped = [], []
-        for folder, name in wanted:
-            sample_id = f"ucf101/{Path(name).stem}"
-            path = videos.get((folder.lower(), name.lower()))
-            if path is None:
-                dropped.append((sample_id, "video missing"))
-                continue
-            try:
-                instruction = ucf101_caption(folder)
-            except KeyError:
-                dropped.append((sample_id, f"unknown class {folder!r}"))
-                continue
-            records.append(ClipRecord(sample_id, instruction, path))
-        super().__init__(
-            records,
-            name="ucf101",
-            root=root,
-            layout=LAYOUT,
-            num_frames=num_frames,
-            stride=stride,
-            size=size,
-            num_reference_frames=num_reference_frames,
-            split=split,
-            random_offset=random_offset,
-            dropped=dropped,
-            **options,
-        )
+    root = Path(root)
+    if str(split).strip().lower() in ("validation", "val", "valid"):
+        split = "test"
+    split = split_name(split, SPLITS)
+    if fold not in (1, 2, 3):
+        raise ValueError(f"fold must be 1, 2 or 3, got {fold!r}")
+    video_root = find_video_root(root)
+    # Case-insensitive index: one class is "HandstandPushups" in the lists and
+    # "HandStandPushups" in the file names.
+    videos = {
+        (path.parent.name.lower(), path.name.lower()): path
+        for path in sorted(video_root.glob("*/*.avi"))
+    }
+    if split == "all":
+        wanted = [(path.parent.name, path.name) for path in videos.values()]
+    else:
+        lines = find_split_file(root, split, fold).read_text(encoding="utf-8").splitlines()
+        wanted = []
+        for line in lines:
+            if line.strip():
+                folder, _, name = line.split()[0].replace("\\", "/").rpartition("/")
+                wanted.append((folder, name))
+    records, dropped = [], []
+    for folder, name in wanted:
+        sample_id = f"ucf101/{Path(name).stem}"
+        path = videos.get((folder.lower(), name.lower()))
+        if path is None:
+            dropped.append((sample_id, "video missing"))
+            continue
+        try:
+            instruction = ucf101_caption(folder)
+        except KeyError:
+            dropped.append((sample_id, f"unknown class {folder!r}"))
+            continue
+        records.append(ClipRecord(sample_id, instruction, path))
+    return RecordSet(
+        name="ucf101",
+        root=root,
+        layout=LAYOUT,
+        records=records,
+        split=split,
+        dropped=dropped,
+        num_frames=16,
+        stride=1,
+        num_reference_frames=1,
+    )
