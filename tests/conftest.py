@@ -1,4 +1,5 @@
-"""Shared test set-up: offline Hugging Face, the shared fixtures folder, small thread count."""
+"""Shared test set-up: offline Hugging Face, the golden fixtures in tests/fixtures, small thread
+count."""
 
 from __future__ import annotations
 
@@ -20,25 +21,21 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 torch.set_num_threads(1)
 
 
-def shared_dir() -> Path:
-    """The steering repo's shared/ folder: $AID_SHARED_DIR, else ../shared beside the repo."""
-    return Path(os.environ.get("AID_SHARED_DIR", REPO_ROOT.parent / "shared"))
+# Tiny random-weight models and the goldens of their reference implementations
+# (tests/fixtures/README.md says what each file is and how it was made).
+FIXTURES = REPO_ROOT / "tests" / "fixtures"
+SVD_FIXTURE = FIXTURES / "svd-parity-A"
+CLIP_TEXT_FIXTURE = FIXTURES / "clip-text"
 
 
 @pytest.fixture(scope="session")
 def svd_fixture_dir() -> Path:
-    path = shared_dir() / "fixtures" / "svd-parity" / "A"
-    if not (path / "golden.safetensors").exists():
-        pytest.fail(f"SVD parity fixture missing at {path}; set AID_SHARED_DIR to shared/")
-    return path
+    return SVD_FIXTURE
 
 
 @pytest.fixture(scope="session")
 def clip_text_fixture_dir() -> Path:
-    path = shared_dir() / "fixtures" / "clip-text"
-    if not (path / "golden.safetensors").exists():
-        pytest.fail(f"CLIP text fixture missing at {path}; set AID_SHARED_DIR to shared/")
-    return path
+    return CLIP_TEXT_FIXTURE
 
 
 @pytest.fixture(scope="session")

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
-from conftest import shared_dir
 
 from aid_model.aid import AIDConfig, attach_aid
 from aid_model.sampling import VideoCondition, VideoDenoiser
 from aid_model.svd import load_svd
 
-FIXTURE = shared_dir() / "fixtures" / "svd-parity" / "A"
-CHECKPOINT = FIXTURE / "svd_tiny_sgm.safetensors"
 
-
-@pytest.mark.skipif(not CHECKPOINT.exists(), reason=f"parity fixture not found at {FIXTURE}")
 @torch.no_grad()
-def test_fresh_aid_is_bit_identical_to_svd_on_the_fixture_checkpoint():
+def test_fresh_aid_is_bit_identical_to_svd_on_the_fixture_checkpoint(svd_fixture_checkpoint):
     # Fixture A: 6 frames, 8×8 latents, UNet heads of 16 channels, CLIP with 2 heads.
-    components = load_svd(CHECKPOINT, torch.float32, "cpu", unet_head_channels=16,
+    components = load_svd(svd_fixture_checkpoint, torch.float32, "cpu", unet_head_channels=16,
                           clip_num_heads=2)
     width = components.unet.config.cross_attention_dim
     frames = 6

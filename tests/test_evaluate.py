@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
-from conftest import shared_dir
+from conftest import CLIP_TEXT_FIXTURE, SVD_FIXTURE
 from PIL import Image
 from torch import nn
 
@@ -84,11 +84,11 @@ def setup(tmp_path_factory) -> dict[str, Path]:
     write_dataset(root / "data", clips, preview_clips=0)
     aid_config = AIDConfig(num_frames=FRAMES, num_reference_frames=1, num_states=2,
                            dqformer_heads=2, queries_per_frame=8)
-    svd = shared_dir() / "fixtures" / "svd-parity" / "A" / "svd_tiny_sgm.safetensors"
+    svd = SVD_FIXTURE / "svd_tiny_sgm.safetensors"
     model = attach_aid(fixture_svd_components(svd), aid_config)
     open_gates(model)  # a fresh model is exactly SVD; this one reads the instruction
     save_aid_weights(model, root / "aid.safetensors")
-    text = shared_dir() / "fixtures" / "clip-text" / "openclip_text.safetensors"
+    text = CLIP_TEXT_FIXTURE / "openclip_text.safetensors"
     config = {
         "output_dir": str(root / "run"),
         "model": {"svd": str(svd), "unet_head_channels": 16, "clip_num_heads": 2},

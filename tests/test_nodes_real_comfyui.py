@@ -1,12 +1,12 @@
-"""The extension inside a real ComfyUI (only when ``COMFYUI_PATH`` names a checkout).
+"""The extension inside a real ComfyUI (only when ``COMFYUI_PATH`` names an unpacked ComfyUI).
 
 Starts ``main.py --cpu`` on 127.0.0.1 with a temporary base directory whose
 ``custom_nodes/comfyui-aid`` links to this repository and whose ``models/`` holds the tiny
 models; checks /object_info against our node classes and the recorded core nodes, then
 runs a bundled API workflow through the batch client (/upload/image, /prompt, /history,
 /view) and the demo workflow, as shipped, through /prompt. ``COMFYUI_PYTHON`` picks the
-interpreter that has ComfyUI's requirements (default: this one). Skipped without
-``COMFYUI_PATH``.
+interpreter that has ComfyUI's requirements (default: this one). Without ``COMFYUI_PATH``
+the module is skipped as a whole, with one line that says how to run it.
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ from test_nodes_support import (
 )
 
 COMFYUI = os.environ.get("COMFYUI_PATH")
-pytestmark = pytest.mark.skipif(not COMFYUI, reason="set COMFYUI_PATH to a ComfyUI checkout")
+if not COMFYUI:
+    pytest.skip("real-ComfyUI tests: to run them, set COMFYUI_PATH to an unpacked ComfyUI "
+                "(the folder with main.py)", allow_module_level=True)
 START_TIMEOUT = 240.0
 RUN_TIMEOUT = 300.0
 

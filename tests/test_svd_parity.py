@@ -1,4 +1,4 @@
-"""Parity of the SVD base with ComfyUI's own SVD classes (golden tensors in shared/fixtures).
+"""Parity of the SVD base with ComfyUI's own SVD classes (goldens in tests/fixtures/svd-parity-A).
 
 Tolerances (float32): module outputs ≤ 2e-5 max abs; sampler states within 1e-6 of the
 largest magnitude the states reach (~2.4e3 at σ = 700); final state ≤ 1e-4.

@@ -1,5 +1,5 @@
 """Text encoder equivalence with open_clip (goldens from open_clip_torch 3.3.0), weight
-layouts, and the errors a user meets. Fixture: ../shared/fixtures/clip-text (golden.md).
+layouts, and the errors a user meets. Fixture: tests/fixtures/clip-text (its golden.md).
 """
 
 from __future__ import annotations
@@ -11,22 +11,19 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import shared_dir
+from conftest import CLIP_TEXT_FIXTURE
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from transformers import CLIPTextModel
 
 from aid_model.text_encoder import TextEncoder, load_text_encoder
 
-FIXTURE = shared_dir() / "fixtures" / "clip-text"
 TOLERANCE = 1e-6  # max abs vs open_clip; SDPA on CPU is usually bitwise equal
 
 
 @pytest.fixture(scope="module")
 def fixture_dir() -> Path:
-    if not (FIXTURE / "golden.safetensors").is_file():
-        pytest.fail(f"text encoder fixture missing: expected {FIXTURE}/golden.safetensors")
-    return FIXTURE
+    return CLIP_TEXT_FIXTURE
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +86,13 @@ def _write(tmp_path: Path, name: str, tensors: dict[str, torch.Tensor]) -> Path:
     return path
 
 
+def _sd2_layout(openclip_weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The fixture's tower as an SD 2.x single file holds it (v2-1_768-ema-pruned.safetensors):
+    every OpenCLIP key under ``cond_stage_model.model.``. Renamed here, not by the loader
+    under test."""
+    return {f"cond_stage_model.model.{key}": value for key, value in openclip_weights.items()}
+
+
 def test_every_layer_and_embedding_matches_open_clip(encoder, golden):
     encoding = encoder.encode_tokens(golden["token_ids"])
     assert len(encoding.hidden_states) == 4  # embeddings + 3 blocks
@@ -117,16 +121,19 @@ def test_encoder_is_frozen_and_gradient_free(encoder):
     assert not encoder.encode(["push the cup"]).requires_grad
 
 
-def test_sd2_single_file_gives_identical_outputs(encoder, fixture_dir, heads, golden):
-    sd2 = load_text_encoder(fixture_dir / "sd2_single_file_text.safetensors", num_heads=heads)
+def test_sd2_single_file_gives_identical_outputs(
+    encoder, openclip_weights, fixture_dir, heads, golden, tmp_path
+):
+    path = _write(tmp_path, "v2-text.safetensors", _sd2_layout(openclip_weights))
+    sd2 = load_text_encoder(path, tokenizer_dir=fixture_dir, num_heads=heads)
     ids = golden["token_ids"]
     _assert_same_outputs(sd2.encode_tokens(ids), encoder.encode_tokens(ids))
 
 
 def test_sd2_file_skips_unet_vae_and_visual_keys_silently(
-    encoder, fixture_dir, heads, golden, tmp_path
+    encoder, openclip_weights, fixture_dir, heads, golden, tmp_path
 ):
-    tensors = load_file(str(fixture_dir / "sd2_single_file_text.safetensors"))
+    tensors = _sd2_layout(openclip_weights)
     tensors["model.diffusion_model.input_blocks.0.0.weight"] = torch.ones(4, 8, 3, 3)
     tensors["first_stage_model.decoder.conv_in.weight"] = torch.ones(4, 4, 3, 3)
     tensors["cond_stage_model.model.visual.proj"] = torch.ones(32, 48)

@@ -1,6 +1,6 @@
 """Tokenizer equivalence with open_clip, on ids computed by open_clip_torch 3.3.0.
 
-Fixture: ../shared/fixtures/clip-text (golden.md documents every id and probe).
+Fixture: tests/fixtures/clip-text (its golden.md documents every id and probe).
 """
 
 from __future__ import annotations
@@ -11,21 +11,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import shared_dir
+from conftest import CLIP_TEXT_FIXTURE
 from safetensors import safe_open
 
 from aid_model.text_encoder import FTFY_AVAILABLE, clean_text, load_tokenizer
 from aid_model.text_encoder.cleaning import fix_text_fallback
 
-FIXTURE = shared_dir() / "fixtures" / "clip-text"
 MOJIBAKE_PROBE = "cafÃ©"  # only ftfy repairs it (→ café)
 
 
 @pytest.fixture(scope="module")
 def fixture_dir() -> Path:
-    if not (FIXTURE / "golden.safetensors").is_file():
-        pytest.fail(f"text encoder fixture missing: expected {FIXTURE}/golden.safetensors")
-    return FIXTURE
+    return CLIP_TEXT_FIXTURE
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """Shared pieces of the training tests (no tests here): a tiny clip dataset that follows
-the data package's sample contract, the tiny training config on the shared fixtures, and
+the data package's sample contract, the tiny training config on the test fixtures, and
 the worker of the two-process DDP test (importable by spawned processes)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from conftest import shared_dir
+from conftest import CLIP_TEXT_FIXTURE, SVD_FIXTURE
 from torch.utils.data import Dataset
 
 FRAMES = 6
@@ -17,11 +17,11 @@ SIZE = 16  # 16 px → 8×8 latents with the fixture's 2-level VAE
 
 
 def svd_fixture() -> Path:
-    return shared_dir() / "fixtures" / "svd-parity" / "A" / "svd_tiny_sgm.safetensors"
+    return SVD_FIXTURE / "svd_tiny_sgm.safetensors"
 
 
 def text_fixture() -> Path:
-    return shared_dir() / "fixtures" / "clip-text" / "openclip_text.safetensors"
+    return CLIP_TEXT_FIXTURE / "openclip_text.safetensors"
 
 
 class SquareClips(Dataset):

@@ -1,4 +1,4 @@
-"""Test helpers: tiny AID pipelines from the shared fixtures (random weights, CPU)."""
+"""Test helpers: tiny AID pipelines from the test fixtures (random weights, CPU)."""
 
 from __future__ import annotations
 

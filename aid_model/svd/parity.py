@@ -1,6 +1,6 @@
 """Comparison of this project's SVD with golden tensors from an independent implementation.
 
-The fixture folder (``svd-parity/A``) holds a random-weight original single-file
+The fixture folder (``tests/fixtures/svd-parity-A``) holds a random-weight original single-file
 checkpoint, ``config.json`` (head counts) and ``golden.safetensors`` computed by ComfyUI's
 own SVD classes; its ``golden.md`` documents every tensor. ``run_parity`` recomputes each
 golden with ``load_svd`` and the project's denoiser and sampler and reports the errors;

@@ -1,9 +1,10 @@
 """Measure the text encoder against open_clip's goldens (the numbers in docs/text-encoder.md).
 
-    python -m aid_model.text_encoder.parity ../shared/fixtures/clip-text [--threads 1]
+    python -m aid_model.text_encoder.parity tests/fixtures/clip-text [--threads 1]
 
-The fixture folder holds the weights in both layouts, the tokenizer, the open_clip model
-config and ``golden.safetensors`` (see its golden.md).
+The fixture folder holds the weights in OpenCLIP's layout, the tokenizer, the open_clip
+model config and ``golden.safetensors`` (see its golden.md); the SD 2.x single-file layout
+is the same tensors under ``cond_stage_model.model.``, written to a temporary folder here.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from .encoder import TextEncoding
 from .load import load_text_encoder
 
 LAYOUTS = ("openclip_text.safetensors", "sd2_single_file_text.safetensors", "transformers folder")
+SD2_PREFIX = "cond_stage_model.model."  # where v2-1_768-ema-pruned.safetensors keeps the tower
 
 
 def _outputs(encoding: TextEncoding) -> dict[str, torch.Tensor]:
@@ -51,11 +53,17 @@ def golden_errors(fixture_dir: str | Path) -> dict[str, dict[str, float]]:
     heads = config["text_cfg"]["heads"]
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as folder:
+        openclip = load_file(str(fixture_dir / LAYOUTS[0]))
+        sd2 = Path(folder) / "sd2" / LAYOUTS[1]
+        sd2.parent.mkdir()
+        save_file({SD2_PREFIX + key: value for key, value in openclip.items()}, str(sd2))
+        files = {LAYOUTS[0]: fixture_dir / LAYOUTS[0], LAYOUTS[1]: sd2}
         for layout in LAYOUTS:
             if layout == "transformers folder":
                 encoder = load_text_encoder(folder)
             else:
-                encoder = load_text_encoder(fixture_dir / layout, num_heads=heads)
+                encoder = load_text_encoder(files[layout], tokenizer_dir=fixture_dir,
+                                            num_heads=heads)
                 if layout == LAYOUTS[0]:
                     encoder.save_pretrained(folder)
             encoding = encoder.encode_all(strings)
