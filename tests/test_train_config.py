@@ -11,7 +11,12 @@ from test_train_support import tiny_config
 
 from aid_model.cli import main
 from aid_model.train import ConfigError, build_config, load_train_config
-from aid_model.train.config import apply_override, read_config_file
+from aid_model.train.config import (
+    RETIRED,
+    apply_override,
+    read_config_file,
+    with_current_defaults,
+)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # The paper's settings (§4.1, UCF-101 in the appendix): dataset → (T, K).
@@ -32,6 +37,12 @@ def test_paper_configs_load_with_the_papers_frames_and_references(name):
     assert config.conditioning.motion_bucket_id == 127
     assert (config.dropout.text, config.dropout.frame, config.dropout.both) == (0.05,) * 3
     assert (config.loss.p_mean, config.loss.p_std) == (0.7, 1.6)
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda path: path.name)
+def test_every_shipped_config_loads(path):
+    config = load_train_config(path)
+    assert config.data["name"] and config.model.svd
 
 
 def test_shipped_data_sections_only_use_options_the_datasets_take():
@@ -59,7 +70,7 @@ def test_json_and_yaml_configs_read_the_same(tmp_path):
 
 def test_overrides_are_parsed_to_the_fields_types():
     config = load_train_config(CONFIGS / "ssv2.yaml", [
-        "optim.lr=5e-5",              # YAML would read 5e-5 as a string; JSON reads a number
+        "optim.lr=5e-5",              # PyYAML alone reads 5e-5 as text; here a number
         "optim.max_steps=1000",
         "optim.warmup_steps=1e2",     # an integral float is an int
         "optim.betas=[0.8, 0.95]",
@@ -73,11 +84,10 @@ def test_overrides_are_parsed_to_the_fields_types():
         "data.root=/data/ssv2",
         "data.max_samples=100",       # free-form section: new keys allowed, values parsed
         "conditioning.cond_aug.distribution=lognormal",
-        "model.aid_weights=runs/encoder.safetensors",
-        "optim.frozen_groups=[first_frame_encoder]",  # a list of strings is parsed
+        "model.aid_weights=runs/aid_final.safetensors",
+        "data.states=[a, b]",         # YAML's reading where JSON fails
     ])
     assert config.optim.lr == 5e-5 and isinstance(config.optim.lr, float)
-    assert config.optim.frozen_groups == ["first_frame_encoder"]
     assert config.optim.max_steps == 1000 and config.optim.warmup_steps == 100
     assert config.optim.betas == [0.8, 0.95]
     assert config.ema.enabled is False and config.runtime.gradient_checkpointing is True
@@ -87,10 +97,12 @@ def test_overrides_are_parsed_to_the_fields_types():
     assert config.aid.num_states == 2
     assert config.data["root"] == "/data/ssv2" and config.data["max_samples"] == 100
     assert config.conditioning.cond_aug.distribution == "lognormal"
+    assert config.model.aid_weights == "runs/aid_final.safetensors"
+    assert config.data["states"] == ["a", "b"]
 
 
 @pytest.mark.parametrize(("override", "message"), [
-    ("optim.lrate=1", "unknown config key 'optim.lrate'"),
+    ("optim.lrate=1", "unknown config key 'optim.lrate' (= 1); did you mean 'optim.lr'?"),
     ("optimiser.lr=1", "unknown config key 'optimiser'"),
     ("aid.num_frame=4", "unknown config key 'aid.num_frame'"),
     ("conditioning.cond_aug.sigma=1", "unknown config key 'conditioning.cond_aug.sigma'"),
@@ -106,8 +118,10 @@ def test_overrides_are_parsed_to_the_fields_types():
     ("loss.frames=some", "loss.frames must be one of"),
     ("aid.num_reference_frames=12", "aid: AIDConfig.num_reference_frames (12) must be smaller"),
     ("cache.latents=true", "conditioning.cond_aug.distribution=fixed"),
-    ("optim.frozen_groups=[encoder]", "optim.frozen_groups: unknown part(s) ['encoder']"),
-    ("optim.frozen_groups=[dqformer]", "set model.aid_weights to the file that holds them"),
+    ("optim.frozen_groups=[dqformer]", "optim.frozen_groups=['dqformer']: that experiment was "
+                                       "removed"),
+    ("model.dtype=float64", "model.dtype must be one of ['float32', 'bfloat16', 'float16'], "
+                            "got 'float64'"),
 ])
 def test_bad_overrides_are_errors_that_name_the_key(override, message):
     overrides = [override]
@@ -135,6 +149,36 @@ def test_unknown_keys_in_a_file_name_the_key(tmp_path):
     path.write_text(json.dumps(values))
     with pytest.raises(ConfigError, match="quote the value"):
         load_train_config(path)
+
+
+def test_yaml_numbers_without_a_dot_are_numbers(tmp_path):
+    # PyYAML (YAML 1.1) reads 5e-5 as text; JSON, YAML 1.2 and every user read a number.
+    path = tmp_path / "lr.yaml"
+    text = (CONFIGS / "bridge.yaml").read_text()
+    path.write_text(text.replace("lr: 1.0e-4", "lr: 5e-5")
+                    .replace("max_steps:", "max_steps: 1e4 #"))
+    config = load_train_config(path)
+    assert config.optim.lr == 5e-5 and config.optim.max_steps == 10000
+    path.write_text(text.replace("lr: 1.0e-4", "lr: '5e-5'"))  # quoted: text, refused
+    with pytest.raises(ConfigError, match=r"optim.lr must be a number, got '5e-5'"):
+        load_train_config(path)
+
+
+def test_a_stored_config_reads_through_todays_schema():
+    """The resume check's reading: keys added since take their defaults, removed experiments
+    left off are no difference, one left on is not read."""
+    today = build_config(tiny_config("runs/x")).to_dict()
+    stored = json.loads(json.dumps(today))
+    del stored["model"]["aid_weights"]  # a run from before the key existed
+    for key, off in RETIRED.items():
+        section, name = key.split(".")
+        stored[section][name] = off
+    assert with_current_defaults(stored) == today
+    stored["optim"]["frozen_groups"] = ["first_frame_encoder"]
+    assert with_current_defaults(stored) is None
+    stored["optim"]["frozen_groups"] = []
+    stored["optim"]["lr"] = "fast"
+    assert with_current_defaults(stored) is None
 
 
 def test_missing_and_unreadable_files_are_named(tmp_path):

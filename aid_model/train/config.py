@@ -2,10 +2,11 @@
 
     config = load_train_config("configs/ssv2.yaml", ["optim.lr=5e-5", "loader.batch_size=2"])
 
-Every key of a file and of an override is checked against the dataclasses below; an
-unknown key or a value of the wrong type is a ``ConfigError`` naming the key. Two sections
-are free-form: ``data`` (handed to ``aid_model.data.build_dataset``, which checks it) and
-nothing else. ``aid`` holds ``AIDConfig`` fields and is checked against them.
+The dataclasses below are the schema and hold every default. ``from_dict`` builds them from
+a nested mapping and refuses, in one line naming the dotted key, a key they lack and a value
+of another type; ``TrainConfig.validate`` then checks ranges and combinations. ``data`` is
+free-form (handed to ``aid_model.data.build_dataset``, which checks it); ``aid`` holds
+``AIDConfig`` fields and is checked by ``AIDConfig`` itself.
 
 Relative paths in a config (``model.svd``, ``text_encoder.source``, ``output_dir``, …) are
 taken relative to the working directory of the command, as on a command line.
@@ -14,27 +15,47 @@ taken relative to the working directory of the command, as on a command line.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
+import re
 import types
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+import yaml
 
 from aid_model.aid.config import AIDConfig
-from aid_model.aid.model import GROUPS
 
-DTYPES = ("float32", "bfloat16", "float16")
-MIXED_PRECISION = ("no", "bf16", "fp16")
-LOSS_FRAMES = ("all", "predicted")
-COND_AUG_DISTRIBUTIONS = ("fixed", "lognormal")
-EXPORTS = ("ema", "raw")
+Dtype = Literal["float32", "bfloat16", "float16"]
+
+# Experiments removed from the schema, at the value that had them off: a stored run's
+# config (a checkpoint's, a resolved_config.json) that has one off still reads, one that
+# turns it on is refused. A key is looked up here only once its field is gone.
+RETIRED: dict[str, Any] = {
+    "optim.frozen_groups": [],
+    "aid.query_neighbourhood": 1,
+    "aid.query_position": 0,
+    "aid.first_frame_query": 0,
+}
 
 
 class ConfigError(ValueError):
     """A training configuration that cannot be used; the message names the key."""
+
+
+class _YAMLLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but a number without a dot (``5e-5``, ``1e4``) is a float, as
+    in YAML 1.2 and JSON: PyYAML follows YAML 1.1, which reads it as text, and a config
+    (or a JSON dump saved as .yaml) would then fail the number check."""
+
+
+_YAMLLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+    list("-+0123456789."))
 
 
 @dataclass
@@ -56,7 +77,7 @@ class ModelSection:
     svd: str = ""
     unet_head_channels: int = 64
     clip_num_heads: int | None = None
-    dtype: str = "float32"
+    dtype: Dtype = "float32"
     aid_weights: str | None = None
 
 
@@ -93,7 +114,7 @@ class CondAugSection:
     step, so it cannot be combined with ``cache.latents``.
     """
 
-    distribution: str = "fixed"
+    distribution: Literal["fixed", "lognormal"] = "fixed"
     value: float = 0.02
     log_mean: float = -3.912  # ln 0.02
     log_std: float = 0.5
@@ -117,7 +138,7 @@ class LossSection:
 
     p_mean: float = 0.7
     p_std: float = 1.6
-    frames: str = "all"
+    frames: Literal["all", "predicted"] = "all"
 
 
 @dataclass
@@ -136,9 +157,6 @@ class OptimSection:
 
     ``weight_decay`` applies to matrices and larger tensors only (not to biases, norms,
     gates). ``grad_clip`` ≤ 0 turns clipping off. ``max_steps`` counts optimizer steps.
-    ``frozen_groups`` names trained parts (``aid_model.aid.GROUPS``) kept at the values
-    ``model.aid_weights`` gives them, e.g. ``[first_frame_encoder]`` trained beforehand
-    (``python -m aid_model.demo.shape_encoder``); they are still written to the weight files.
     """
 
     lr: float = 1e-4
@@ -150,7 +168,6 @@ class OptimSection:
     min_lr_ratio: float = 0.0
     grad_clip: float = 1.0
     grad_accumulation: int = 1
-    frozen_groups: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -180,7 +197,7 @@ class RuntimeSection:
     """
 
     device: str = "auto"
-    mixed_precision: str = "no"
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     gradient_checkpointing: bool = False
     vae_batch: int = 16
     threads: int | None = None
@@ -202,7 +219,7 @@ class CacheSection:
     latents: bool = False
     text: bool = False
     dir: str | None = None
-    dtype: str = "float32"
+    dtype: Dtype = "float32"
 
 
 @dataclass
@@ -224,7 +241,7 @@ class CheckpointSection:
 
     every: int = 1000
     keep_last: int = 3
-    export: str = "ema"
+    export: Literal["ema", "raw"] = "ema"
 
 
 @dataclass
@@ -253,14 +270,7 @@ class TrainConfig:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
     def validate(self) -> None:
-        """Range and choice checks the types cannot express; raises ``ConfigError``."""
-        _choice("model.dtype", self.model.dtype, DTYPES)
-        _choice("runtime.mixed_precision", self.runtime.mixed_precision, MIXED_PRECISION)
-        _choice("loss.frames", self.loss.frames, LOSS_FRAMES)
-        _choice("conditioning.cond_aug.distribution", self.conditioning.cond_aug.distribution,
-                COND_AUG_DISTRIBUTIONS)
-        _choice("checkpoint.export", self.checkpoint.export, EXPORTS)
-        _choice("cache.dtype", self.cache.dtype, DTYPES)
+        """Range and combination checks the types cannot express; raises ``ConfigError``."""
         if not self.model.svd:
             raise ConfigError("model.svd is empty: set it to an SVD checkpoint or diffusers folder")
         if self.aid.use_mcondition and not self.text_encoder.source:
@@ -293,7 +303,6 @@ class TrainConfig:
         if not 0 <= self.optim.min_lr_ratio <= 1:
             raise ConfigError(
                 f"optim.min_lr_ratio must be in [0, 1], got {self.optim.min_lr_ratio}")
-        self._check_frozen_groups()
         if not 0 < self.ema.decay < 1:
             raise ConfigError(f"ema.decay must be in (0, 1), got {self.ema.decay}")
         rates = {"dropout.text": self.dropout.text, "dropout.frame": self.dropout.frame,
@@ -319,34 +328,115 @@ class TrainConfig:
             )
         if self.runtime.threads is not None and self.runtime.threads < 1:
             raise ConfigError(f"runtime.threads must be at least 1, got {self.runtime.threads}")
-        if not isinstance(self.data, dict) or not self.data:
+        if not self.data:
             raise ConfigError(
                 "data is empty: it is the dataset config handed to aid_model.data.build_dataset "
                 "(at least data.name)"
             )
 
-    def _check_frozen_groups(self) -> None:
-        frozen = self.optim.frozen_groups
-        unknown = [group for group in frozen if group not in GROUPS]
-        if unknown:
-            raise ConfigError(
-                f"optim.frozen_groups: unknown part(s) {unknown}; the trained parts are "
-                f"{list(GROUPS)}"
-            )
-        if frozen and not self.model.aid_weights:
-            raise ConfigError(
-                f"optim.frozen_groups={frozen} keeps those parts at their starting values, "
-                "which without model.aid_weights are a fresh initialisation; set "
-                "model.aid_weights to the file that holds them trained"
-            )
-
-
-def _choice(key: str, value: str, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{key} must be one of {list(choices)}, got {value!r}")
-
 
 # --- reading, overriding, building ---------------------------------------------------------
+
+
+def from_dict(cls: type, values: Any, key: str = "") -> Any:
+    """The dataclass ``cls`` from a nested mapping, strictly: a missing key takes its field's
+    default, a key the class lacks (but a retired experiment's, off: ``RETIRED``) or a value
+    of another type is a ``ConfigError`` naming the dotted key, the value and the fix.
+
+    Values are not converted, only widened: an int is a float, an integral float an int
+    (``--set optim.warmup_steps=1e2`` reads a float); a tuple is a list. ``key`` is the
+    dotted prefix of ``values`` in the whole config ("" at the top).
+    """
+    where = key or "the config"
+    if values is None:  # a YAML section with nothing under it
+        values = {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where} must be a mapping of keys, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    known = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for name, value in values.items():
+        path = f"{key}.{name}" if key else name
+        if name in known:
+            kwargs[name] = _typed(value, hints[name], path)
+        elif path in RETIRED:
+            if value != RETIRED[path]:
+                raise ConfigError(
+                    f"{path}={value!r}: that experiment was removed from this version and is "
+                    f"read only while off ({RETIRED[path]!r}); remove the key, or use the "
+                    "version that trained the run"
+                )
+        else:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+            fix = f"did you mean '{key + '.' if key else ''}{close[0]}'? " if close else ""
+            raise ConfigError(f"unknown config key {path!r} (= {value!r}); {fix}"
+                              f"known keys in {where}: {', '.join(known)}")
+    try:
+        return cls(**kwargs)
+    except ValueError as error:  # AIDConfig's own checks
+        raise ConfigError(f"{where}: {error}") from None
+
+
+def _typed(value: Any, hint: Any, key: str) -> Any:
+    """``value`` checked against the field type ``hint`` (``from_dict``'s rules)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, key)
+    if origin in (typing.Union, types.UnionType):  # ``X | None``, the only union used
+        if value is None:
+            return None
+        return _typed(value, next(a for a in args if a is not type(None)), key)
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if origin is dict:
+        if value is None or isinstance(value, dict):
+            return dict(value or {})
+        expected = "a mapping"
+    elif origin is list:
+        if isinstance(value, list | tuple):
+            return [_typed(item, args[0], f"{key}[{i}]") for i, item in enumerate(value)]
+        expected = "a list"
+    elif hint is bool:
+        if isinstance(value, bool):
+            return value
+        expected = "true or false"
+    elif hint is int:
+        if number and (isinstance(value, int) or value.is_integer()):
+            return int(value)
+        expected = "an integer"
+    elif hint is float:
+        if number and math.isfinite(value):
+            return float(value)
+        expected = "a number"
+    elif origin is Literal or hint is str:
+        if isinstance(value, str) and (hint is str or value in args):
+            return value
+        expected = f"one of {list(args)}" if args else "a string"
+    else:
+        raise TypeError(f"{key}: the config schema uses {hint!r}, which from_dict does not read")
+    fix = ""
+    if isinstance(value, bool) and (hint is str or origin is Literal):
+        fix = ': YAML reads unquoted no/yes/on/off as booleans; quote the value ("no")'
+    elif number and (hint is str or origin is Literal):
+        fix = f': quote the value ("{value}") for the text'
+    raise ConfigError(f"{key} must be {expected}, got {value!r}{fix}")
+
+
+def build_config(values: dict[str, Any]) -> TrainConfig:
+    """A checked ``TrainConfig`` from a nested mapping (missing keys take the defaults)."""
+    config = from_dict(TrainConfig, values)
+    config.validate()
+    return config
+
+
+def with_current_defaults(values: dict[str, Any]) -> dict[str, Any] | None:
+    """A stored run's config (a checkpoint's, a ``resolved_config.json``) read through
+    today's schema: keys added since the run take their defaults and removed experiments
+    that were off are dropped, so neither is a difference. None when this schema no longer
+    reads it (a removed experiment on, a value out of range)."""
+    try:
+        return build_config(values).to_dict()
+    except ConfigError:
+        return None
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -357,9 +447,8 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     text = path.read_text(encoding="utf-8")
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml"):
-        yaml = _yaml()
         try:
-            values = yaml.safe_load(text)
+            values = yaml.load(text, _YAMLLoader)
         except yaml.YAMLError as error:
             raise ConfigError(f"{path} is not valid YAML: {error}") from None
     elif suffix == ".json":
@@ -374,6 +463,59 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(values, dict):
         raise ConfigError(f"{path} must hold a mapping of sections, found {type(values).__name__}")
     return values
+
+
+def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
+    """Reads a config file, applies ``key=value`` overrides, builds and validates it."""
+    values = read_config_file(path)
+    for override in overrides:
+        apply_override(values, override)
+    try:
+        return build_config(values)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+
+
+def apply_override(values: dict[str, Any], override: str) -> None:
+    """Sets one ``a.b.c=value`` override in the raw mapping; ``from_dict`` checks it after.
+
+    A field that takes text (a path, a choice) takes the text as written ("0.10" stays
+    "0.10", a path with colons stays a path; ``null`` is None where None is allowed); any
+    other value is read as in a YAML file (``5e-5``, ``yes``, ``[0.9, 0.99]``), or is the
+    text itself where it is no YAML.
+    """
+    key, sep, text = override.partition("=")
+    key = key.strip()
+    parts = key.split(".")
+    if not sep or not all(parts):
+        raise ConfigError(f"override {override!r} must look like section.key=value")
+    hint: Any = TrainConfig
+    target = values
+    for depth, part in enumerate(parts):
+        hint = typing.get_type_hints(hint).get(part) if dataclasses.is_dataclass(hint) else None
+        if depth == len(parts) - 1:
+            target[part] = _override_value(text.strip(), hint)
+            return
+        path = ".".join(parts[: depth + 1])
+        if hint is not None and not (dataclasses.is_dataclass(hint)
+                                     or typing.get_origin(hint) is dict):
+            raise ConfigError(f"{path} is a value, not a section; cannot set {key}")
+        if target.get(part) is None:
+            target[part] = {}
+        if not isinstance(target[part], dict):
+            raise ConfigError(f"{path} is {target[part]!r} in the file, not a section; "
+                              f"cannot set {key}")
+        target = target[part]
+
+
+def _override_value(text: str, hint: Any) -> Any:
+    args = typing.get_args(hint)
+    if hint is str or str in args or typing.get_origin(hint) is Literal:
+        return None if type(None) in args and text.lower() in ("null", "none", "~") else text
+    try:
+        return yaml.load(text, _YAMLLoader)
+    except yaml.YAMLError:
+        return text
 
 
 def with_absolute_folders(values: Any) -> Any:
@@ -402,221 +544,3 @@ def _names_a_path(text: str) -> bool:
         return Path(text).exists()
     except (OSError, ValueError):
         return False
-
-
-def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
-    """Reads a config file, applies ``key=value`` overrides, builds and validates it."""
-    values = read_config_file(path)
-    for override in overrides:
-        apply_override(values, override)
-    try:
-        config = build_config(values)
-    except ConfigError as error:
-        raise ConfigError(f"{path}: {error}") from None
-    return config
-
-
-def build_config(values: dict[str, Any]) -> TrainConfig:
-    """A checked ``TrainConfig`` from a nested mapping (missing keys take the defaults)."""
-    config = _build_dataclass(TrainConfig, values, "")
-    config.validate()
-    return config
-
-
-def with_current_defaults(values: dict[str, Any]) -> dict[str, Any] | None:
-    """A stored run's config (a checkpoint's, a ``resolved_config.json``) read through
-    today's schema: keys added since the run take their defaults, so an option added later
-    (off by default, the run's behaviour) is no difference. None when this schema no longer
-    reads it (a key removed, a value out of range)."""
-    try:
-        return build_config(values).to_dict()
-    except ConfigError:
-        return None
-
-
-def apply_override(values: dict[str, Any], override: str) -> None:
-    """Applies one ``a.b.c=value`` override to the raw mapping, type-checked against the
-    schema: the key must exist (except inside ``data``), the value must fit its type."""
-    key, sep, text = override.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise ConfigError(f"override {override!r} must look like section.key=value")
-    parts = key.split(".")
-    hint: Any = TrainConfig
-    target = values
-    for depth, part in enumerate(parts):
-        path = ".".join(parts[: depth + 1])
-        last = depth == len(parts) - 1
-        if _is_free_form(hint):
-            value = _parse_scalar(text) if last else None
-            if last:
-                target[part] = value
-                return
-            nested = target.setdefault(part, {})
-            if not isinstance(nested, dict):
-                raise ConfigError(f"{path} is {nested!r}, not a section; cannot set {key}")
-            target = nested
-            continue
-        fields = _field_hints(hint)
-        if part not in fields:
-            known = ", ".join(sorted(fields))
-            raise ConfigError(f"unknown config key {path!r} (known under this section: {known})")
-        hint = fields[part]
-        if last:
-            # A string field takes the text as written ("0.10" stays "0.10", paths with
-            # colons stay paths); everything else is parsed, then type-checked.
-            raw = text.strip()
-            if _accepts_str(hint):
-                is_null = raw.lower() in ("null", "none", "~") and _accepts_none(hint)
-                target[part] = None if is_null else raw
-            else:
-                target[part] = _coerce(_parse_scalar(text), hint, path)
-            return
-        if not (_is_dataclass_type(hint) or _is_free_form(hint)):
-            raise ConfigError(f"{path} is a value, not a section; cannot set {key}")
-        nested = target.setdefault(part, {})
-        if not isinstance(nested, dict):
-            raise ConfigError(f"{path} is {nested!r} in the file, not a section; cannot set {key}")
-        target = nested
-
-
-def _yaml():
-    try:
-        import yaml
-    except ImportError:  # pragma: no cover - PyYAML ships with huggingface_hub
-        raise ConfigError(
-            "reading YAML configs needs PyYAML (pip install pyyaml); or write the config as JSON"
-        ) from None
-    return yaml
-
-
-def _parse_scalar(text: str) -> Any:
-    """An override's value: JSON (numbers, true/false/null, lists) if it parses, else YAML's
-    reading, else the text itself. Types are enforced afterwards by ``_coerce``."""
-    text = text.strip()
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        pass
-    try:
-        return _yaml().safe_load(text)
-    except Exception:
-        return text
-
-
-def _accepts_str(hint: Any) -> bool:
-    """str or an optional/union with str (not list[str], whose value is parsed)."""
-    is_union = typing.get_origin(hint) in (typing.Union, types.UnionType)
-    return hint is str or (is_union and str in typing.get_args(hint))
-
-
-def _accepts_none(hint: Any) -> bool:
-    return type(None) in typing.get_args(hint)
-
-
-def _field_hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _is_dataclass_type(hint: Any) -> bool:
-    return isinstance(hint, type) and dataclasses.is_dataclass(hint)
-
-
-def _is_free_form(hint: Any) -> bool:
-    return typing.get_origin(hint) is dict or hint is dict
-
-
-def _build_dataclass(cls: type, values: Any, prefix: str) -> Any:
-    where = prefix or "the config"
-    if values is None:
-        values = {}
-    if not isinstance(values, dict):
-        raise ConfigError(f"{where} must be a mapping of keys, got {values!r}")
-    hints = _field_hints(cls)
-    unknown = sorted(set(values) - set(hints))
-    if unknown:
-        first = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
-        raise ConfigError(
-            f"unknown config key {first!r}"
-            + (f" (and {len(unknown) - 1} more: {unknown[1:]})" if len(unknown) > 1 else "")
-            + f"; known keys in {where}: {', '.join(sorted(hints))}"
-        )
-    kwargs = {}
-    for name, value in values.items():
-        key = f"{prefix}.{name}" if prefix else name
-        kwargs[name] = _coerce(value, hints[name], key)
-    try:
-        return cls(**kwargs)
-    except ValueError as error:  # AIDConfig's own checks
-        raise ConfigError(f"{where}: {error}") from None
-
-
-def _coerce(value: Any, hint: Any, key: str) -> Any:
-    """``value`` as type ``hint`` (int → float widening, nothing lossy), else ConfigError."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        is_null = value is None or (
-            isinstance(value, str) and value.lower() in ("null", "none", "~"))
-        if is_null and type(None) in args:
-            return None
-        options = [a for a in args if a is not type(None)]
-        errors = []
-        for option in options:
-            try:
-                return _coerce(value, option, key)
-            except ConfigError as error:
-                errors.append(str(error))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: {value!r} fits none of "
-                          f"{[getattr(o, '__name__', str(o)) for o in options]}")
-    if _is_dataclass_type(hint):
-        return _build_dataclass(hint, value, key)
-    if _is_free_form(hint):
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key} must be a mapping, got {value!r}")
-        return dict(value)
-    if origin in (list, tuple):
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{key} must be a list, got {value!r}")
-        item = args[0] if args else Any
-        return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "yes", "on", "false", "no", "off"):
-            return value.lower() in ("true", "yes", "on")
-        raise ConfigError(f"{key} must be true or false, got {value!r}")
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise ConfigError(f"{key} must be an integer, got {value!r}")
-        try:
-            number = float(value)
-        except ValueError:
-            raise ConfigError(f"{key} must be an integer, got {value!r}") from None
-        if not number.is_integer():
-            raise ConfigError(f"{key} must be an integer, got {value!r}")
-        return int(number)
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise ConfigError(f"{key} must be a number, got {value!r}")
-        try:
-            number = float(value)
-        except ValueError:
-            raise ConfigError(f"{key} must be a number, got {value!r}") from None
-        if not math.isfinite(number):
-            raise ConfigError(f"{key} must be a finite number, got {value!r}")
-        return number
-    if hint is str:
-        if isinstance(value, bool):
-            raise ConfigError(
-                f"{key} must be a string, got {value!r}: YAML reads unquoted no/yes/on/off as "
-                f"booleans; quote the value (\"no\")"
-            )
-        if value is None or isinstance(value, list | dict):
-            raise ConfigError(f"{key} must be a string, got {value!r}")
-        return str(value)
-    if hint is Any:
-        return value
-    raise ConfigError(f"{key}: unsupported config type {hint!r}")  # a schema bug, not user's
