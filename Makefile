@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: demo test lint venv clean-venv
+.PHONY: demo test lint venv clean-venv comfyui-host test-comfyui
 
 venv: $(STAMP)
 
@@ -28,6 +28,17 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# A real ComfyUI 0.3.64 (from ../shared/comfyui, or COMFYUI_TARBALL) set up outside the repo,
+# and the tests that need it (tests/test_nodes_real_comfyui.py); `make test` skips those
+# unless COMFYUI_PATH is set. .ci/run does both.
+COMFYUI_HOST ?= $(HOME)/.cache/comfyui-aid/comfyui-0.3.64
+
+comfyui-host:
+	.ci/setup-comfyui "$(COMFYUI_HOST)"
+
+test-comfyui: $(STAMP)
+	env $$(.ci/setup-comfyui "$(COMFYUI_HOST)") $(PY) -m pytest tests/test_nodes_real_comfyui.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
