@@ -58,7 +58,7 @@ demo-train: $(STAMP)
 # retrained at the bundled model's budget, two at a time (one per core), then the whole
 # table and figure. Resumable: run it again after an interruption. Six trainings of
 # 4,500 steps, two at a time (one core each): about 2 h 20 min a pair and 7 h in all on
-# 2 otherwise idle CPU cores (estimated from the two pairs measured, docs/results.md).
+# 2 otherwise idle CPU cores (estimated from the two pairs measured, lab/NOTES.md).
 # Full AID is not trained again: make demo-train's own stage-2 run (runs/demo/aid) when
 # its config matches, else the bundled weights that demo_model.json records the config of.
 ABLATION_STEPS ?= 4500

@@ -56,7 +56,7 @@ class StageSettings:
 VAE_SETTINGS = StageSettings(steps=2000, batch_size=2, learning_rate=1e-3, ema_decay=0.99)
 BASE_SETTINGS = StageSettings(steps=10_000, batch_size=16, learning_rate=1e-3)
 # Random-motion clips the base trains on, encoded once and seen 10 times. Held-out
-# denoising MSE at σ = 1 (docs/results.md): 0.038 for the earlier 5,000 steps × 4 clips
+# denoising MSE at σ = 1 (lab/NOTES.md): 0.038 for the earlier 5,000 steps × 4 clips
 # (20,000 clips seen once), 0.0195 at 5,000 × 16, 0.0156 at these settings.
 BASE_CLIPS = 16_000
 KL_WEIGHT = 1e-6
