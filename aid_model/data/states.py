@@ -181,6 +181,7 @@ def export_first_frames(
     from PIL import Image
     from tqdm.auto import tqdm
 
+    from aid_model.atomic import atomic_path
     from aid_model.data.decode import DecodeError
 
     out_dir = Path(out_dir)
@@ -204,7 +205,8 @@ def export_first_frames(
                 continue
             image = ((frame.permute(1, 2, 0).numpy() + 1.0) * 127.5).round().clip(0, 255)
             target.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(image.astype(np.uint8)).save(target)
+            with atomic_path(target) as temporary:
+                Image.fromarray(image.astype(np.uint8)).save(temporary)
             result.written += 1
         rows.append((name, normalize_text(record.instruction), record.sample_id))
     # Written last and whole, so an interrupted export never leaves a half CSV behind.
