@@ -10,6 +10,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from aid_model.atomic import atomic_path
+
 
 def to_uint8(frames: Tensor) -> np.ndarray:
     """(T, H, W, 3) float in [0, 1] → uint8 array (T, H, W, 3)."""
@@ -29,7 +31,7 @@ def write_mp4(frames: Tensor, path: str | Path, fps: float = 7.0, crf: int = 18)
     pad_h, pad_w = array.shape[1] % 2, array.shape[2] % 2
     if pad_h or pad_w:
         array = np.pad(array, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-    with av.open(str(path), mode="w") as container:
+    with atomic_path(path) as temporary, av.open(str(temporary), mode="w") as container:
         stream = container.add_stream("libx264", rate=round(fps))
         stream.width, stream.height = array.shape[2], array.shape[1]
         stream.pix_fmt = "yuv420p"
@@ -51,9 +53,11 @@ def write_animation(frames: Tensor, path: str | Path, fps: float = 7.0) -> Path:
     images = [Image.fromarray(image) for image in to_uint8(frames)]
     duration = max(1, round(1000 / fps))
     extra = {"lossless": True} if path.suffix.lower() == ".webp" else {}
-    images[0].save(
-        path, save_all=True, append_images=images[1:], duration=duration, loop=0, **extra
-    )
+    with atomic_path(path) as temporary:
+        images[0].save(
+            temporary, save_all=True, append_images=images[1:], duration=duration, loop=0,
+            **extra,
+        )
     return path
 
 
@@ -64,7 +68,8 @@ def write_frames(frames: Tensor, folder: str | Path, stem: str = "frame") -> lis
     paths = []
     for index, image in enumerate(to_uint8(frames)):
         path = folder / f"{stem}_{index:03d}.png"
-        Image.fromarray(image).save(path)
+        with atomic_path(path) as temporary:
+            Image.fromarray(image).save(temporary)
         paths.append(path)
     return paths
 
@@ -154,7 +159,9 @@ def write_contact_sheet(rows: list[Tensor], path: str | Path, gap: int = 2,
     """``contact_sheet(rows, gap, labels=labels)`` saved as ``path`` (PNG by its suffix)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    contact_sheet(rows, gap, labels=labels).save(path)
+    sheet = contact_sheet(rows, gap, labels=labels)
+    with atomic_path(path) as temporary:
+        sheet.save(temporary)
     return path
 
 

@@ -3,7 +3,8 @@
     python -m comfy_batch --server http://127.0.0.1:8188 \\
         --workflow workflows/api/aid_predict_typed_states.json --jobs jobs.csv --out runs/
 
-Pure Python (standard library only), no ComfyUI import: it talks to a running ComfyUI.
+Pure Python (standard library, and Pillow to check images before they are uploaded), no
+ComfyUI import: it talks to a running ComfyUI.
 Modules: ``jobs`` (CSV columns → workflow inputs), ``server`` (endpoints, retries),
 ``manifest`` (what is finished, what is queued), ``names`` (safe output names),
 ``runner`` (the loop). See docs/comfyui.md, "Batch runs".

@@ -5,7 +5,8 @@ Columns (a header row is required; empty cells keep the workflow's value):
 - ``id``: the job's name (its output folder, its key in the manifest); unique. Without
   it, a row is keyed by its content and named after its line and instruction.
 - ``image``: a local image file (relative to the CSV's folder unless absolute), uploaded
-  and set on the workflow's one Load Image node.
+  and set on the workflow's one Load Image node. Only files Pillow opens and checks as
+  PNG, JPEG, WebP, GIF, BMP or TIFF are uploaded; rows naming anything else are refused.
 - ``instruction``: set on every ``instruction``/``instructions`` input of the AID nodes;
   an input fed by a String primitive gets the text through that primitive.
 - ``states``: future states, one a line in a quoted cell or separated by `` | ``; set on
@@ -22,6 +23,7 @@ from __future__ import annotations
 import copy
 import csv
 import hashlib
+import io
 import json
 import re
 from dataclasses import dataclass, field
@@ -39,6 +41,10 @@ SHORTHAND_INPUTS = {
     "states": ("states",),
     "seed": ("seed",),
 }
+
+
+# What ComfyUI's Load Image reads, as Pillow names the formats.
+IMAGE_FORMATS = {"PNG", "JPEG", "MPO", "WEBP", "GIF", "BMP", "TIFF"}
 
 
 class JobsError(ValueError):
@@ -98,6 +104,36 @@ def load_workflow(path: Path) -> dict:
     ):
         raise JobsError(f"{path} is not an API-format workflow ({{id: {{class_type, inputs}}}})")
     return workflow
+
+
+def image_problem(source: bytes | Path) -> str | None:
+    """Why ``source`` (a file's bytes or its path) is not an image to upload, in Pillow's
+    words, or None if it is one.
+
+    Pillow (which ComfyUI itself needs) is imported here, so that the rest of the client
+    stays standard library only.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+            kind = image.format
+            image.verify()
+    except UnidentifiedImageError:
+        return "not an image (Pillow does not recognise it)"
+    except OSError as problem:
+        if problem.errno is not None:
+            return f"cannot read it ({problem.strerror})"
+        return f"not a valid image ({_one_line(problem)})"
+    except Exception as problem:  # Pillow raises many kinds for a broken file
+        return f"not a valid image ({_one_line(problem)})"
+    if kind not in IMAGE_FORMATS:
+        return f"a {kind} file, not one of {', '.join(sorted(IMAGE_FORMATS))}"
+    return None
+
+
+def _one_line(problem: Exception) -> str:
+    return " ".join(str(problem).split())[:200] or type(problem).__name__
 
 
 def _is_link(value: Any) -> bool:
@@ -257,6 +293,11 @@ def read_jobs(csv_path: Path, workflow: dict) -> list[Job]:
                     path = path if path.is_absolute() else csv_path.parent / path
                     if not path.is_file():
                         row_problems.append(f"{column}: image file {str(path)!r} does not exist")
+                    else:
+                        problem = image_problem(path)
+                        if problem:
+                            row_problems.append(f"{column}: refusing to upload {str(path)!r}: "
+                                                f"{problem}")
                     job.uploads[target] = path
                     continue
                 text = states_text(cell) if shorthand == "states" else cell

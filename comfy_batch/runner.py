@@ -4,12 +4,18 @@ Never twice: every prompt is queued under an id the client chooses and writes to
 manifest first, so a rerun (or a retry after a lost answer) asks the server about that id
 before queueing anything again. ComfyUI keeps its queue and history in memory, so a prompt
 the restarted server no longer knows is queued again (at most ``requeue_limit`` times).
+
+One row's trouble is that row's: a server fault that outlasts its retries (HTTP 500, a body
+cut short, an HTML page), a refused image, an output folder that leads outside ``--out``
+fail the row, with the reason, and the batch goes on. A row that failed while its prompt
+was queued keeps the prompt id, so a rerun asks about that prompt before queueing again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 import uuid
 from collections import deque
@@ -18,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from comfy_batch.jobs import Job, Target, load_workflow, read_jobs
+from comfy_batch.jobs import Job, Target, image_problem, load_workflow, read_jobs
 from comfy_batch.manifest import DONE, FAILED, QUEUED, Manifest
 from comfy_batch.names import path_inside, safe_name
 from comfy_batch.server import (
@@ -146,26 +152,50 @@ class _Runner:
     def _adopt(self, job: Job) -> _Flight | None:
         """A prompt an earlier run queued for this job, if the server still has it."""
         record = self.manifest.get(job.key)
-        if not record or record.get("status") != QUEUED or not record.get("prompt_id"):
+        if not record or not record.get("prompt_id") or not (
+                record.get("status") == QUEUED or record.get("may_still_run")):
             return None
         prompt_id = record["prompt_id"]
-        if not self.server.knows(prompt_id):
+        try:
+            if not self.server.knows(prompt_id):
+                return None
+        except ServerError as fault:
+            self._fail(job, str(fault), prompt_id=prompt_id)
             return None
         self.log(f"line {job.line} [{job.label}]: picking up prompt {prompt_id} queued "
                  "by an earlier run")
         return _Flight(job, prompt_id, int(record.get("requeues", 0)))
 
     def _submit(self, job: Job, requeues: int) -> _Flight | None:
+        try:
+            path_inside(self.options.out, job.name)  # before the server spends time on it
+        except ValueError as problem:
+            self._fail(job, f"output folder: {problem}")
+            return None
         uploaded: dict[Target, str] = {}
         for target, path in job.uploads.items():
-            data = path.read_bytes()
+            try:
+                data = path.read_bytes()
+            except OSError as problem:
+                self._fail(job, f"cannot read image {str(path)!r}: {problem.strerror or problem}")
+                return None
+            problem = image_problem(data)  # the bytes sent, whatever the file was when checked
+            if problem:
+                self._fail(job, f"refusing to upload {str(path)!r}: {problem}")
+                return None
             name = f"{hashlib.sha256(data).hexdigest()[:12]}_{safe_name(path.name)}"
-            uploaded[target] = self.server.upload_image(path, name, UPLOAD_SUBFOLDER)
+            try:
+                uploaded[target] = self.server.upload_image(data, name, UPLOAD_SUBFOLDER)
+            except ServerError as fault:
+                self._fail(job, f"uploading {path.name}: {fault}")
+                return None
         prompt = job.prompt(self.workflow, uploaded)
         prompt_id = str(uuid.uuid4())
         # Written before sending: whatever happens next, a rerun knows what to ask about.
         self._record(job, QUEUED, prompt_id=prompt_id, requeues=requeues)
+        tries = 0
         while True:
+            tries += 1
             try:
                 accepted = self.server.queue_prompt(prompt, prompt_id)
                 break
@@ -173,9 +203,17 @@ class _Runner:
                 # The answer was lost: the prompt may be queued already. Wait for the
                 # server, then ask before sending it again.
                 self.log(f"line {job.line}: no answer to /prompt ({problem}); checking")
-                if self.server.knows(prompt_id):
+                try:
+                    known = self.server.knows(prompt_id)
+                except ServerError as fault:
+                    self._fail(job, str(fault), prompt_id=prompt_id)
+                    return None
+                if known:
                     accepted = prompt_id
                     break
+                if tries >= self.options.retry.fault_tries:
+                    self._fail(job, f"no usable answer to /prompt in {tries} tries: {problem}")
+                    return None
             except ServerError as refused:
                 self._fail(job, rejected_text(refused))
                 return None
@@ -190,24 +228,29 @@ class _Runner:
     def _poll(self, in_flight: dict[str, _Flight]) -> None:
         snapshot: tuple[set[str], set[str]] | None = None
         for prompt_id, flight in list(in_flight.items()):
-            record = self.server.history(prompt_id)
-            if record is None:
-                # Every prompt in flight was queued before this poll began, so it is in the
-                # queue unless it finished (then history has it) or the server lost it.
-                snapshot = snapshot or self.server.queued_ids()
-                running, pending = snapshot
-                if prompt_id in running or prompt_id in pending:
-                    if prompt_id in running and not flight.running:
-                        flight.running = True
-                        self.log(f"line {flight.job.line} [{flight.job.label}]: running")
-                    continue
+            try:
                 record = self.server.history(prompt_id)
                 if record is None:
-                    del in_flight[prompt_id]
-                    self._lost(flight, in_flight)
-                    continue
+                    # Every prompt in flight was queued before this poll began, so it is in
+                    # the queue unless it finished (then history has it) or the server lost it.
+                    snapshot = snapshot or self.server.queued_ids()
+                    running, pending = snapshot
+                    if prompt_id in running or prompt_id in pending:
+                        if prompt_id in running and not flight.running:
+                            flight.running = True
+                            self.log(f"line {flight.job.line} [{flight.job.label}]: running")
+                        continue
+                    record = self.server.history(prompt_id)
+            except ServerError as fault:
+                del in_flight[prompt_id]
+                self._fail(flight.job, f"following prompt {prompt_id}: {fault}",
+                           prompt_id=prompt_id)
+                continue
             del in_flight[prompt_id]
-            self._finish(flight, record)
+            if record is None:
+                self._lost(flight, in_flight)
+            else:
+                self._finish(flight, record)
 
     def _lost(self, flight: _Flight, in_flight: dict[str, _Flight]) -> None:
         job = flight.job
@@ -226,7 +269,12 @@ class _Runner:
         if status.get("status_str") == "error" or status.get("completed") is False:
             self._fail(job, execution_error_text(status))
             return
-        files = self._download(job, record.get("outputs") or {})
+        try:
+            files = self._download(job, record.get("outputs") or {})
+        except (ServerError, ValueError, OSError) as problem:
+            # ValueError: the job's folder leads outside --out (a symlink put there).
+            self._fail(job, f"downloading the outputs: {problem}", prompt_id=flight.prompt_id)
+            return
         seconds = time.monotonic() - flight.started
         self._record(job, DONE, prompt_id=flight.prompt_id, outputs=files)
         self.report.done.append(job)
@@ -270,7 +318,10 @@ class _Runner:
                         path = place(f"{node_id}_text.txt")
                     else:
                         continue
-                    path.write_bytes(data)
+                    # Under a temporary name first: a kill mid-write leaves no torn output.
+                    partial = path.with_name(f".{path.name}.part")
+                    partial.write_bytes(data)
+                    os.replace(partial, path)
                     written.append(path.relative_to(self.options.out.resolve()).as_posix())
         return written
 
@@ -280,8 +331,11 @@ class _Runner:
         self.manifest.record(job.key, status, line=job.line, name=job.name,
                              workflow=self.workflow_hash, **fields)
 
-    def _fail(self, job: Job, reason: str) -> None:
-        self._record(job, FAILED, error=reason)
+    def _fail(self, job: Job, reason: str, prompt_id: str | None = None) -> None:
+        """Records the row as failed; ``prompt_id``: its prompt may still run or have
+        finished on the server, and a rerun asks about it before queueing the row again."""
+        extra = {"prompt_id": prompt_id, "may_still_run": True} if prompt_id else {}
+        self._record(job, FAILED, error=reason, **extra)
         self.report.failed.append((job, reason))
         self.log(f"line {job.line} [{job.label}]: FAILED: {reason}")
 

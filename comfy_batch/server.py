@@ -6,17 +6,19 @@ Endpoints (ComfyUI's own): ``POST /upload/image`` (multipart), ``POST /prompt``,
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib import error, parse, request
 
 # Statuses a proxy or a restarting server answers with while it cannot serve: retried.
 RETRY_STATUSES = {502, 503, 504}
+# Characters of a server's answer quoted in an error (an HTML error page can be long).
+ANSWER_EXCERPT = 300
 
 
 class ServerUnavailable(ConnectionError):
@@ -28,24 +30,31 @@ class TransportError(ConnectionError):
 
 
 class ServerError(RuntimeError):
-    """The server answered with an error status (not retried); ``body`` is its JSON or text."""
+    """The server answered with an error status, or (``status`` 200) with a body that is
+    cut short or not the JSON asked for; ``body`` is its JSON or text."""
 
     def __init__(self, method: str, path: str, status: int, body: Any):
         self.status = status
         self.body = body
-        text = body if isinstance(body, str) else json.dumps(body)[:2000]
+        text = _excerpt(body) if isinstance(body, str) else json.dumps(body)[:2000]
         super().__init__(f"{method} {path} answered {status}: {text}")
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
     """Exponential backoff: ``initial``, ×``factor`` per try up to ``maximum`` seconds
-    between tries, giving up once ``give_up_after`` seconds have passed."""
+    between tries, giving up once ``give_up_after`` seconds have passed.
+
+    A server that answers, but badly (HTTP 500, a body cut short, HTML where JSON was
+    asked for), is tried ``fault_tries`` times in all, with the same backoff; then the
+    request raises ``ServerError`` with what the server said, and that row fails.
+    """
 
     initial: float = 0.5
     factor: float = 2.0
     maximum: float = 30.0
     give_up_after: float = 600.0
+    fault_tries: int = 4
 
     def delays(self) -> Iterator[float]:
         delay = self.initial
@@ -74,51 +83,84 @@ class ComfyServer:
 
     def request(self, method: str, path: str, query: dict[str, str] | None = None,
                 body: bytes | None = None, headers: dict[str, str] | None = None,
-                retry: bool = True) -> bytes:
-        """One request, retried with backoff while the server is down, restarting or
-        answering 502/503/504 (``retry=False``: ``TransportError`` at the first failure).
-        Other error statuses raise ``ServerError`` at once."""
+                retry: bool = True, decode: Callable[[bytes, str], Any] | None = None) -> Any:
+        """One request's body (``decode(body, content_type)`` when given), retried with
+        backoff while the server is down, restarting or answering 502/503/504
+        (``retry=False``: ``TransportError`` at the first failure, an answer cut short
+        included).
+
+        Faults of a server that answers (another 5xx, a body cut short, a body ``decode``
+        refuses) are tried ``retry.fault_tries`` times, then raise ``ServerError``; other
+        error statuses raise it at once, as do 5xx when ``retry=False``.
+        """
         url = self.base_url + path + ("?" + parse.urlencode(query) if query else "")
         started = time.monotonic()
         delays = self.retry.delays()
+        faults = 0
         while True:
+            fault: ServerError | None = None
             try:
                 call = request.Request(url, data=body, headers=headers or {}, method=method)
                 with request.urlopen(call, timeout=self.timeout) as response:
-                    return response.read()
+                    payload = response.read()
+                    content_type = response.headers.get("Content-Type", "")
             except error.HTTPError as failure:
-                payload = failure.read()
-                if failure.code not in RETRY_STATUSES:
+                payload = _read_error_body(failure)
+                if failure.code in RETRY_STATUSES:
+                    reason = f"HTTP {failure.code}"
+                elif failure.code >= 500 and retry:
+                    fault = ServerError(method, path, failure.code, _decode(payload))
+                    reason = f"HTTP {failure.code}"
+                else:
                     raise ServerError(method, path, failure.code, _decode(payload)) from None
-                reason = f"HTTP {failure.code}"
-            except (error.URLError, ConnectionError, TimeoutError, OSError) as failure:
-                reason = str(getattr(failure, "reason", failure))
+            except http.client.IncompleteRead as failure:
+                reason = (f"an answer cut short ({len(failure.partial)} bytes, "
+                          f"{failure.expected} more announced)")
+                fault = ServerError(method, path, 200, reason)
+            except (error.URLError, ConnectionError, TimeoutError, OSError,
+                    http.client.HTTPException) as failure:
+                reason = str(getattr(failure, "reason", failure)) or type(failure).__name__
+            else:
+                if decode is None:
+                    return payload
+                try:
+                    return decode(payload, content_type)
+                except ValueError:
+                    reason = f"an unexpected answer: {_text(payload)}"
+                    fault = ServerError(method, path, 200, reason)
             if not retry:
                 raise TransportError(f"{method} {path}: {reason}")
+            if fault is not None:
+                faults += 1
+                if faults >= self.retry.fault_tries:
+                    raise fault
             waited = time.monotonic() - started
-            if waited >= self.retry.give_up_after:
+            if fault is None and waited >= self.retry.give_up_after:
                 raise ServerUnavailable(
                     f"{self.base_url} did not answer {method} {path} for {waited:.0f} s "
                     f"(last: {reason}); is ComfyUI running? Rerun the same command to resume"
                 )
-            delay = min(next(delays), max(0.0, self.retry.give_up_after - waited))
-            self.log(f"server unavailable ({reason}); retrying {method} {path} in {delay:.1f} s")
+            delay = next(delays)
+            if fault is None:
+                delay = min(delay, max(0.0, self.retry.give_up_after - waited))
+                self.log(f"server unavailable ({reason}); retrying {method} {path} in "
+                         f"{delay:.1f} s")
+            else:
+                self.log(f"server fault ({reason}); try {faults + 1} of "
+                         f"{self.retry.fault_tries} of {method} {path} in {delay:.1f} s")
             self.sleep(delay)
 
-    def get_json(self, path: str, query: dict[str, str] | None = None) -> Any:
-        return json.loads(self.request("GET", path, query) or b"null")
-
-    def post_json(self, path: str, payload: Any, retry: bool = True) -> Any:
+    def post_json(self, path: str, payload: Any, retry: bool = True) -> dict:
         body = json.dumps(payload).encode()
-        answer = self.request("POST", path, body=body,
-                              headers={"Content-Type": "application/json"}, retry=retry)
-        return json.loads(answer or b"null")
+        return self.request("POST", path, body=body, headers={"Content-Type": "application/json"},
+                            retry=retry, decode=_json_object)
 
     # --- ComfyUI's endpoints ---------------------------------------------------------------
 
-    def upload_image(self, path: Path, name: str, subfolder: str) -> str:
-        """Uploads into ComfyUI's input folder (overwriting a file of the same name) and
-        returns the value a Load Image node takes ("subfolder/name")."""
+    def upload_image(self, data: bytes, name: str, subfolder: str) -> str:
+        """Uploads ``data`` (an image file's bytes) into ComfyUI's input folder (overwriting
+        a file of the same name) and returns the value a Load Image node takes
+        ("subfolder/name")."""
         boundary = uuid.uuid4().hex
         fields = {"type": "input", "subfolder": subfolder, "overwrite": "true"}
         parts = [
@@ -128,12 +170,12 @@ class ComfyServer:
         parts.append(
             f'--{boundary}\r\nContent-Disposition: form-data; name="image"; '
             f'filename="{name}"\r\nContent-Type: application/octet-stream\r\n\r\n'.encode()
-            + path.read_bytes() + b"\r\n"
+            + data + b"\r\n"
         )
         body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-        answer = json.loads(self.request(
-            "POST", "/upload/image", body=body,
-            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}))
+        answer = self.request(
+            "POST", "/upload/image", body=body, decode=_json_object,
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
         stored = answer.get("name", name)
         folder = answer.get("subfolder", subfolder)
         return f"{folder}/{stored}" if folder else stored
@@ -160,12 +202,13 @@ class ComfyServer:
 
     def history(self, prompt_id: str) -> dict | None:
         """The finished prompt's record (outputs, status), or None while it is not finished."""
-        answer = self.get_json(f"/history/{parse.quote(prompt_id)}")
-        return answer.get(prompt_id) if isinstance(answer, dict) else None
+        answer = self.request("GET", f"/history/{parse.quote(prompt_id)}",
+                              decode=_json_object)
+        return answer.get(prompt_id)
 
     def queued_ids(self) -> tuple[set[str], set[str]]:
         """(running, pending) prompt ids."""
-        answer = self.get_json("/queue")
+        answer = self.request("GET", "/queue", decode=_json_object)
 
         def ids(items: list) -> set[str]:
             return {str(item[1]) for item in items if isinstance(item, list) and len(item) > 1}
@@ -173,12 +216,49 @@ class ComfyServer:
         return ids(answer.get("queue_running", [])), ids(answer.get("queue_pending", []))
 
     def download(self, filename: str, subfolder: str, kind: str) -> bytes:
+        """The output file's bytes; an HTML page in its place (a proxy's, a login's) is a
+        fault, not the file."""
+
+        def the_file(payload: bytes, content_type: str) -> bytes:
+            if content_type.startswith("text/html") and not filename.lower().endswith(
+                    (".html", ".htm")):
+                raise ValueError("an HTML page instead of the file")
+            return payload
+
         return self.request("GET", "/view",
-                            {"filename": filename, "subfolder": subfolder, "type": kind})
+                            {"filename": filename, "subfolder": subfolder, "type": kind},
+                            decode=the_file)
+
+
+def _json_object(payload: bytes, content_type: str = "") -> dict:
+    """The body as a JSON object; ``ValueError`` for anything else (an HTML page, a list)."""
+    answer = json.loads(payload)
+    if not isinstance(answer, dict):
+        raise ValueError(f"expected a JSON object, got {type(answer).__name__}")
+    return answer
 
 
 def _decode(payload: bytes) -> Any:
     try:
         return json.loads(payload)
     except ValueError:
-        return payload.decode("utf-8", "replace")
+        return _text(payload)
+
+
+def _text(payload: bytes) -> str:
+    return _excerpt(payload.decode("utf-8", "replace")) or "(empty)"
+
+
+def _excerpt(text: str) -> str:
+    """``text`` on one line, at most ``ANSWER_EXCERPT`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= ANSWER_EXCERPT else flat[: ANSWER_EXCERPT - 1] + "…"
+
+
+def _read_error_body(failure: error.HTTPError) -> bytes:
+    try:
+        return failure.read()
+    except http.client.IncompleteRead as cut:
+        return cut.partial
+    except (OSError, http.client.HTTPException):
+        return b""

@@ -27,6 +27,7 @@ from safetensors.torch import save_file
 from aid_model.aid.config import AIDConfig
 from aid_model.aid.model import AIDModel, SVDLike, attach_aid, base_unet_parameters
 from aid_model.aid.model import trainable_parameters as _trainable
+from aid_model.atomic import atomic_path
 from aid_model.safetensors_io import CheckpointError, check_safetensors_file
 
 FORMAT_VERSION = "2"
@@ -64,7 +65,8 @@ def save_aid_weights(model: AIDModel, path: str | Path) -> Path:
         "aid_base_fingerprint": fingerprint(shapes),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata=metadata)
+    with atomic_path(path) as temporary:  # readable by others, never left half-written
+        save_file(tensors, str(temporary), metadata=metadata)
     return path
 
 

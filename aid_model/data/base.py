@@ -378,7 +378,8 @@ def export_first_frames(
                 continue
             image = ((frame.permute(1, 2, 0).numpy() + 1.0) * 127.5).round().clip(0, 255)
             target.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(image.astype(np.uint8)).save(target)
+            with atomic_path(target) as temporary:
+                Image.fromarray(image.astype(np.uint8)).save(temporary)
             result.written += 1
         rows.append((name, normalize_text(record.instruction), record.sample_id))
     # Written last and whole, so an interrupted export never leaves a half CSV behind.

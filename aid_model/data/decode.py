@@ -91,15 +91,16 @@ def read_image_clip(
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """One image file as uint8 (H, W, 3) RGB."""
-    from PIL import Image, UnidentifiedImageError
+    """One image file as uint8 (H, W, 3) RGB, read as reference frames are (by mode and
+    range, upright)."""
+    from aid_model.images import read_image as read_frame
+    from aid_model.images import to_uint8
 
     try:
-        with Image.open(path) as image:
-            return np.array(image.convert("RGB"))  # a writable copy, for torch
+        return to_uint8(read_frame(path))
     except FileNotFoundError:
         raise DecodeError(f"frame {str(path)!r} does not exist", reason="missing") from None
-    except (UnidentifiedImageError, OSError, ValueError) as error:
+    except (OSError, ValueError) as error:
         raise DecodeError(f"cannot read frame {path}: {error}") from None
 
 

@@ -14,6 +14,8 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
+from aid_model.atomic import atomic_write_file
+
 START_OF_TEXT = "<|startoftext|>"
 END_OF_TEXT = "<|endoftext|>"
 WORD_END = "</w>"
@@ -101,9 +103,9 @@ def write_tokenizer(folder: str | Path, words: Iterable[str], context_length: in
             vocab.append(left + right)
             known.add(left + right)
     vocab += [START_OF_TEXT, END_OF_TEXT]
-    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(vocab)}))
+    _write_text(folder / "vocab.json", json.dumps({t: i for i, t in enumerate(vocab)}))
     lines = ["#version: 0.2"] + [f"{left} {right}" for left, right in merges]
-    (folder / "merges.txt").write_text("\n".join(lines) + "\n")
+    _write_text(folder / "merges.txt", "\n".join(lines) + "\n")
     special = {
         "bos_token": START_OF_TEXT,
         "eos_token": END_OF_TEXT,
@@ -120,9 +122,13 @@ def write_tokenizer(folder: str | Path, words: Iterable[str], context_length: in
         "clean_up_tokenization_spaces": False,
         **special,
     }
-    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
-    (folder / "special_tokens_map.json").write_text(json.dumps(special, indent=2))
+    _write_text(folder / "tokenizer_config.json", json.dumps(config, indent=2))
+    _write_text(folder / "special_tokens_map.json", json.dumps(special, indent=2))
     return folder
+
+
+def _write_text(path: Path, text: str) -> None:
+    atomic_write_file(path, lambda target: target.write_text(text, encoding="utf-8"))
 
 
 def vocabulary_size(folder: str | Path) -> int:

@@ -18,15 +18,20 @@ ImageInput = Union[str, Path, Image.Image, "np.ndarray", "torch.Tensor"]
 
 
 def load_image(image: ImageInput) -> Image.Image:
-    """``image`` as an RGB PIL image; raises with the offending value if it is none of the forms."""
-    if isinstance(image, Image.Image):
-        return image if image.mode == "RGB" else image.convert("RGB")
+    """``image`` as an RGB PIL image; raises with the offending value if it is none of the forms.
+
+    Files and PIL images are read as the reference frames are (``aid_model.images``): by
+    their mode and range, upright, transparency over white.
+    """
     if isinstance(image, (str, Path)):
         path = Path(image)
         if not path.is_file():
             raise FileNotFoundError(f"image file {str(path)!r} does not exist")
-        with Image.open(path) as opened:
-            return opened.convert("RGB")
+    if isinstance(image, (str, Path, Image.Image)):
+        from aid_model.images import image_to_array, read_image, to_uint8  # imports torch
+
+        array = read_image(image) if not isinstance(image, Image.Image) else image_to_array(image)
+        return Image.fromarray(to_uint8(array))
     return _array_to_image(image)
 
 

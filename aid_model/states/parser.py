@@ -45,28 +45,32 @@ _NUMBERED = re.compile(
     # "1 - text"
     r"|^\d{1,2}\s+[-–—]\s+(?P<text2>.*)$"
 )
+# Linear time on any line: in these label patterns every optional part begins with a
+# character of its own ("#", a digit, "(", a separator) and whitespace follows the part it
+# belongs to, so no two quantifiers can take the same spaces. ("State" + 500 spaces + "!"
+# written as "\s*#?\s*\d{0,2}\s*" backtracks through every way to share the spaces.)
 _LABELLED = re.compile(
-    rf"^(?:the\s+)?(?:(?P<ordinal>{_ORDINAL})\s+)?(?P<noun>{_LABEL_NOUN})\s*#?\s*(?P<num>\d{{1,2}})?"
-    rf"\s*(?:\([^)]{{0,40}}\))?\s*(?:{_SEPARATOR}\s*(?P<text>.*)|$)"
-    rf"|^(?P<bare>{_BARE_ORDINAL})\s*(?P<num2>\d{{1,2}})?\s*(?:\([^)]{{0,40}}\))?\s*[:\-–—]"
-    rf"\s*(?P<text2>.*)$",
+    rf"^(?:the\s+)?(?:(?P<ordinal>{_ORDINAL})\s+)?(?P<noun>{_LABEL_NOUN})\s*(?:#\s*)?"
+    rf"(?:(?P<num>\d{{1,2}})\s*)?(?:\([^)]{{0,40}}\)\s*)?(?:{_SEPARATOR}\s*(?P<text>.*)|$)"
+    rf"|^(?P<bare>{_BARE_ORDINAL})\s*(?:(?P<num2>\d{{1,2}})\s*)?(?:\([^)]{{0,40}}\)\s*)?"
+    rf"[:\-–—]\s*(?P<text2>.*)$",
     re.IGNORECASE,
 )
 _BULLET = re.compile(r"^(?:[-*+]\s+|[•·‣◦▪▫●○■□➤►▶→]\s*|[–—]\s+)(?P<text>.*)$")
 # A label with nothing after it, left once the separator is gone: "Initial state",
 # "State 1 (initial)", "Final". The item's text then comes from the next line.
 _LABEL_ONLY = re.compile(
-    rf"^(?:the\s+)?(?:(?:{_ORDINAL})\s+)?(?:{_LABEL_NOUN})?\s*#?\s*\d{{0,2}}\s*"
-    rf"(?:\([^)]{{0,40}}\))?\s*(?:{_SEPARATOR})?$"
-    rf"|^(?:{_BARE_ORDINAL})(?:\s+{_LABEL_NOUN})?\s*\d{{0,2}}\s*(?:\([^)]{{0,40}}\))?\s*"
+    rf"^(?:the\s+)?(?:{_ORDINAL}\s+)?(?:{_LABEL_NOUN}\s*)?(?:#\s*)?(?:\d{{1,2}}\s*)?"
+    rf"(?:\([^)]{{0,40}}\)\s*)?(?:{_SEPARATOR})?$"
+    rf"|^{_BARE_ORDINAL}(?:\s+{_LABEL_NOUN})?\s*(?:\d{{1,2}}\s*)?(?:\([^)]{{0,40}}\)\s*)?"
     rf"(?:{_SEPARATOR})?$",
     re.IGNORECASE,
 )
 # A label at the start of an item's text: "1. Initial state: the cup…" → "the cup…".
 _LABEL_PREFIX = re.compile(
-    rf"^(?:the\s+)?(?:(?:{_ORDINAL})\s+)?(?:{_LABEL_NOUN})\s*#?\s*\d{{0,2}}\s*"
-    rf"(?:\([^)]{{0,40}}\))?\s*[:\-–—]\s+"
-    rf"|^(?:{_BARE_ORDINAL})\s*\d{{0,2}}\s*(?:\([^)]{{0,40}}\))?\s*[:\-–—]\s+"
+    rf"^(?:the\s+)?(?:{_ORDINAL}\s+)?{_LABEL_NOUN}\s*(?:#\s*)?(?:\d{{1,2}}\s*)?"
+    rf"(?:\([^)]{{0,40}}\)\s*)?[:\-–—]\s+"
+    rf"|^{_BARE_ORDINAL}\s*(?:\d{{1,2}}\s*)?(?:\([^)]{{0,40}}\)\s*)?[:\-–—]\s+"
     rf"|^\((?:{_ORDINAL})[^)]{{0,30}}\)\s*",
     re.IGNORECASE,
 )
@@ -178,7 +182,9 @@ def _split_lines(answer: str) -> list[str]:
 
 def _classify(raw: str) -> _Line | None:
     """One line's indentation, item kind and text; ``None`` for a blank line."""
-    stripped = raw.strip()
+    # Runs of spaces become one: the states are cleaned to single spaces anyway, and no
+    # pattern below then has more than one space to try at any point.
+    stripped = " ".join(raw.split())
     if not stripped:
         return None
     indent = len(raw) - len(raw.lstrip())
@@ -224,7 +230,9 @@ def _assemble(lines: list[_Line | None]) -> list[str]:
     primary = "numbered" if "numbered" in kinds else "bullet" if "bullet" in kinds else None
     if primary is None:
         return []
-    items: list[str] = []
+    # Each item as its parts, joined at the end: an answer of many continuation lines
+    # would otherwise copy its growing item once per line.
+    items: list[list[str]] = []
     # What the next unmarked line does to the last item: "fill" (the item was only a
     # label), "title" (the item was a heading, the line below is the state) or "extend".
     pending = "extend"
@@ -236,18 +244,19 @@ def _assemble(lines: list[_Line | None]) -> list[str]:
         blank_before, after_blank = after_blank, False
         text = _strip_label(_clean(line.text))
         if line.kind == primary:
-            items.append(text)
+            items.append([text])
             pending = "fill" if not _is_state(text) else "title" if line.heading else "extend"
             continue
         if not items:
             continue  # preamble before the first item
         if pending == "fill" or (pending == "title" and not blank_before):
-            items[-1] = text
+            items[-1] = [text]
             pending = "fill" if not _is_state(text) else "extend"
         elif line.indent > 0 or line.kind == "bullet":
-            items[-1] = f"{items[-1]} {text}".strip()
+            items[-1].append(text)
         # Otherwise: prose between or after the items ("These states show…"), dropped.
-    return [item for item in items if _is_state(item)]
+    joined = (" ".join(part for part in parts if part) for parts in items)
+    return [item for item in joined if _is_state(item)]
 
 
 def _split_inline(text: str) -> list[str]:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from aid_model.atomic import atomic_path
 from aid_model.synthetic.clip import SyntheticClip
 from aid_model.synthetic.dataset import FPS
 
@@ -35,7 +36,8 @@ def write_clip_frames(clip: SyntheticClip, folder: Path) -> None:
     """The clip's frames as ``frame_000.png`` … in ``folder`` (created)."""
     folder.mkdir(parents=True, exist_ok=True)
     for index, frame in enumerate(clip.frames):
-        Image.fromarray(frame).save(folder / FRAME_NAME.format(index=index))
+        with atomic_path(folder / FRAME_NAME.format(index=index)) as temporary:
+            Image.fromarray(frame).save(temporary, format="PNG")
 
 
 def write_dataset(
@@ -55,8 +57,10 @@ def write_dataset(
     out.mkdir(parents=True, exist_ok=True)
     preview: list[SyntheticClip] = []
     with (
-        (out / MANIFEST).open("w", encoding="utf-8") as manifest,
-        (out / GROUND_TRUTH).open("w", encoding="utf-8") as truth,
+        atomic_path(out / MANIFEST) as manifest_path,
+        atomic_path(out / GROUND_TRUTH) as truth_path,
+        manifest_path.open("w", encoding="utf-8") as manifest,
+        truth_path.open("w", encoding="utf-8") as truth,
     ):
         for clip in clips:
             relative = f"{CLIPS_FOLDER}/{clip.sample_id}"

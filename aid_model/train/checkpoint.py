@@ -18,6 +18,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from aid_model.atomic import atomic_write_file, fsync_path  # noqa: F401 (atomic_write_file: its old home)
+
 STATE_FILE = "training_state.pt"
 WEIGHTS_FILE = "aid.safetensors"
 EMA_WEIGHTS_FILE = "aid_ema.safetensors"
@@ -27,21 +29,6 @@ _TEMPORARY = re.compile(r"^\.step_\d{8,}\.(tmp|old)-\d+$")
 
 def checkpoint_name(step: int) -> str:
     return f"step_{step:08d}"
-
-
-def _fsync_path(path: Path) -> None:
-    """Flushes a file's or folder's contents to disk (folders: the entries)."""
-    flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() and hasattr(os, "O_DIRECTORY") else 0)
-    try:
-        descriptor = os.open(path, flags)
-    except OSError:  # some platforms cannot open folders; the rename is still atomic
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
 
 
 def write_checkpoint(root: str | Path, step: int, write: Callable[[Path], None]) -> Path:
@@ -59,8 +46,8 @@ def write_checkpoint(root: str | Path, step: int, write: Callable[[Path], None])
     try:
         write(temporary)
         for path in temporary.iterdir():
-            _fsync_path(path)
-        _fsync_path(temporary)
+            fsync_path(path)
+        fsync_path(temporary)
         if final.exists():
             old = root / f".{final.name}.old-{os.getpid()}"
             os.replace(final, old)
@@ -68,27 +55,11 @@ def write_checkpoint(root: str | Path, step: int, write: Callable[[Path], None])
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(temporary, final)
-        _fsync_path(root)
+        fsync_path(root)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
     return final
-
-
-def atomic_write_file(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Calls ``write(temporary_path)``, syncs, then renames onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix}")
-    try:
-        write(temporary)
-        _fsync_path(temporary)
-        os.replace(temporary, path)
-        _fsync_path(path.parent)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def list_checkpoints(root: str | Path) -> list[tuple[int, Path]]:

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from aid_model.atomic import atomic_write_file
 from aid_model.train.plot import draw_loss_curve
 
 
@@ -32,7 +33,8 @@ def truncate_log(path: str | Path, last_step: int) -> None:
     if not path.is_file():
         return
     kept = [r for r in read_log(path) if int(r.get("step", 0)) <= last_step]
-    path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+    text = "".join(json.dumps(r) + "\n" for r in kept)
+    atomic_write_file(path, lambda target: target.write_text(text, encoding="utf-8"))
 
 
 class RunLog:

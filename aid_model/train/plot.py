@@ -8,6 +8,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from aid_model.atomic import atomic_path
+
 
 def smooth(values: Sequence[float], weight: float) -> list[float]:
     """Debiased exponential moving average (as TensorBoard's smoothing)."""
@@ -35,7 +37,8 @@ def draw_loss_curve(steps: Sequence[int], losses: Sequence[float], path: str | P
     pairs = [(s, v) for s, v in zip(steps, losses, strict=True) if math.isfinite(v)]
     if not pairs:
         draw.text((left, height // 2), "no finite loss values", fill="black", font=font)
-        image.save(path)
+        with atomic_path(path) as temporary:
+            image.save(temporary, format="PNG")
         return path
     xs = [s for s, _ in pairs]
     ys = [v for _, v in pairs]
@@ -71,5 +74,6 @@ def draw_loss_curve(steps: Sequence[int], losses: Sequence[float], path: str | P
     else:
         px, py = to_pixel(xs[0], ys[0])
         draw.ellipse([px - 3, py - 3, px + 3, py + 3], fill=(20, 40, 160))
-    image.save(path, format="PNG")
+    with atomic_path(path) as temporary:
+        image.save(temporary, format="PNG")
     return path

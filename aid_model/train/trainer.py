@@ -166,8 +166,8 @@ class Trainer:
         if context.is_main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             remove_temporaries(self.checkpoint_dir)
-            (self.output_dir / "resolved_config.json").write_text(
-                json.dumps(config.to_dict(), indent=2), encoding="utf-8")
+            atomic_write_file(self.output_dir / "resolved_config.json", lambda p: p.write_text(
+                json.dumps(config.to_dict(), indent=2), encoding="utf-8"))
 
         self.model = self._load_model(device)
         self.components = self.model.components
