@@ -357,6 +357,8 @@ def export_first_frames(
     from PIL import Image
     from tqdm.auto import tqdm
 
+    from aid_model.atomic import atomic_path
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = ExportResult(csv_path=out_dir / FIRST_FRAMES_CSV)

@@ -3,8 +3,8 @@
 In such a scene only the shape word of the instruction ("move the yellow *circle* left"
 beside a yellow triangle) tells which object is meant. They are about a sixth of the
 world's scenes (34 of the benchmark's 200), and the bundled model, which picks objects by
-colour, fails most of them (docs/results.md, known limits; lab/NOTES.md, "Look-alike scenes"). The benchmark reports
-them apart.
+colour, fails most of them (docs/results.md, known limits; lab/NOTES.md, "Look-alike
+scenes"). The benchmark reports them apart.
 """
 
 from __future__ import annotations
