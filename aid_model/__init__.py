@@ -19,9 +19,6 @@ _EXPORTS = {
     "karras_sigmas": "aid_model.sampling",
     "sample": "aid_model.sampling",
     "SAMPLERS": "aid_model.sampling",
-    "FrameRampCFG": "aid_model.sampling",
-    "svd_image_to_video": "aid_model.image_to_video",
-    "SVDSamplingOptions": "aid_model.image_to_video",
     "decode_latents": "aid_model.video_decode",
 }
 

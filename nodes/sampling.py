@@ -21,7 +21,9 @@ def sampler_names() -> list[str]:
 
 def sampling_inputs(seed_max: int = SEED_MAX) -> tuple[dict, dict]:
     """(required, optional) inputs shared by the sampler and AID Long Video."""
-    from aid_model.pipeline.options import DEFAULT_FRAME_SCALE, DEFAULT_TEXT_SCALE
+    from aid_model.pipeline.options import PredictionOptions
+
+    defaults = PredictionOptions()
 
     required = {
         "seed": ("INT", {"default": 0, "min": 0, "max": seed_max, "control_after_generate": True,
@@ -31,10 +33,10 @@ def sampling_inputs(seed_max: int = SEED_MAX) -> tuple[dict, dict]:
             "EDM sampling steps on the Karras schedule (σ 700 → 0.002).")}),
         "sampler": (sampler_names(), {"default": "euler", "tooltip": (
             "euler (SVD's default), heun (2 evaluations a step) or dpmpp_2m.")}),
-        "frame_scale": ("FLOAT", {"default": DEFAULT_FRAME_SCALE, "min": 0.0, "max": 30.0,
+        "frame_scale": ("FLOAT", {"default": defaults.frame_scale, "min": 0.0, "max": 30.0,
                                   "step": 0.05, "round": 0.01, "tooltip": (
             "s_f, guidance towards the reference frames (paper eq. 8). 1 = none.")}),
-        "text_scale": ("FLOAT", {"default": DEFAULT_TEXT_SCALE, "min": 0.0, "max": 30.0,
+        "text_scale": ("FLOAT", {"default": defaults.text_scale, "min": 0.0, "max": 30.0,
                                  "step": 0.05, "round": 0.01, "tooltip": (
             "s_t, guidance towards the instruction and states (paper eq. 8). 0 = plain SVD "
             "guidance (2 UNet evaluations a step instead of 3).")}),

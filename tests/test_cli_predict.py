@@ -12,6 +12,8 @@ from tiny_models import tiny_aid_pipeline
 
 from aid_model.aid import save_aid_weights
 from aid_model.cli import main
+from aid_model.demo.load import DEMO_OPTIONS
+from aid_model.pipeline import PredictionOptions
 from aid_model.video_io import read_video
 
 
@@ -137,7 +139,13 @@ def test_help_explains_every_option_with_its_default(capsys):
         "--sampler",
     ):
         assert option in text
-    assert "(default: 25)" in text  # steps
+    # The defaults shown are the ones used: PredictionOptions' fields, DEMO_OPTIONS with --demo.
+    flat = " ".join(text.split())
+    general, demo = PredictionOptions(), DEMO_OPTIONS
+    for field in ("steps", "frame_scale", "text_scale", "fps"):
+        shown = f"(default: {getattr(general, field)}; with --demo: {getattr(demo, field)})"
+        assert shown in flat, field
+    assert f"(default: {general.sampler})" in flat
 
 
 def test_bad_paths_fail_before_loading_models(files, tmp_path):

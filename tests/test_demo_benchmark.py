@@ -483,7 +483,7 @@ def test_sampling_rows_change_only_the_named_settings_and_refuse_bad_ones():
         "a=steps=many": "steps='many' is not an integer",
         "a=guidance_interval=0.3": "is not LO:HI, e.g. 0.3:1000 or none",
         "a=sampler=rk4": "unknown sampler 'rk4'",
-        "a=steps=0": "steps must be >= 1",
+        "a=steps=0": "steps must be a whole number >= 1, got 0",
     }
     for item, message in refused.items():
         with pytest.raises(SystemExit, match=re.escape(message)):

@@ -1,4 +1,5 @@
-"""Vanilla SVD image-to-video end to end on the parity fixture's checkpoint."""
+"""Vanilla SVD image-to-video end to end on the parity fixture's checkpoint: ``AIDPipeline``
+without AID weights, with SVD's linear guidance ramp (s_f 1.0 → 2.5, s_t = 0)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,16 @@ import pytest
 import torch
 
 from aid_model.conditioning import clip_pixel_values, svd_added_time_ids
-from aid_model.image_to_video import SVDSamplingOptions, svd_image_to_video
-from aid_model.sampling import SamplingCancelled
+from aid_model.pipeline import AIDPipeline, PredictionOptions
 from aid_model.video_decode import decode_latents
 
-OPTIONS = SVDSamplingOptions(num_frames=6, steps=3, decode_chunk_size=3, seed=7)
+OPTIONS = PredictionOptions(num_frames=6, height=16, width=16, steps=3, frame_scale_first=1.0,
+                            frame_scale=2.5, text_scale=0.0, decode_chunk_size=3, seed=7)
+
+
+@pytest.fixture(scope="module")
+def svd(fixture_svd):
+    return AIDPipeline(fixture_svd)
 
 
 @pytest.fixture(scope="module")
@@ -18,33 +24,34 @@ def image():
     return torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(0))
 
 
-def test_video_shape_range_and_determinism(fixture_svd, image):
-    video = svd_image_to_video(fixture_svd, image, OPTIONS)
+def test_video_shape_range_and_determinism(svd, image):
+    video = svd.predict([image], options=OPTIONS)
     assert video.shape == (6, 16, 16, 3)
     assert video.min() >= 0 and video.max() <= 1
-    assert torch.equal(video, svd_image_to_video(fixture_svd, image, OPTIONS))
-    other_seed = svd_image_to_video(
-        fixture_svd, image, SVDSamplingOptions(**{**OPTIONS.__dict__, "seed": 8})
-    )
-    assert not torch.equal(video, other_seed)
+    assert torch.equal(video, svd.predict([image], options=OPTIONS))
+    assert not torch.equal(video, svd.predict([image], options=OPTIONS.with_(seed=8)))
 
 
-def test_the_image_conditions_the_video(fixture_svd, image):
-    video = svd_image_to_video(fixture_svd, image, OPTIONS)
-    other = svd_image_to_video(fixture_svd, 1.0 - image, OPTIONS)
+def test_the_image_conditions_the_video(svd, image):
+    video = svd.predict([image], options=OPTIONS)
+    other = svd.predict([1.0 - image], options=OPTIONS)
     assert (video - other).abs().mean() > 1e-3
 
 
-def test_progress_callback_and_cancellation(fixture_svd, image):
+class Cancelled(RuntimeError):
+    """What a callback raises to stop sampling."""
+
+
+def test_progress_callback_and_cancellation(svd, image):
     steps = []
-    svd_image_to_video(fixture_svd, image, OPTIONS, callback=lambda info: steps.append(info.step))
+    svd.predict([image], options=OPTIONS, callback=lambda info: steps.append(info.step))
     assert steps == [0, 1, 2]
 
     def stop(info):
-        raise SamplingCancelled("stop")
+        raise Cancelled("stop")
 
-    with pytest.raises(SamplingCancelled):
-        svd_image_to_video(fixture_svd, image, OPTIONS, callback=stop)
+    with pytest.raises(Cancelled):
+        svd.predict([image], options=OPTIONS, callback=stop)
 
 
 @pytest.mark.parametrize(
@@ -52,18 +59,14 @@ def test_progress_callback_and_cancellation(fixture_svd, image):
     [
         ({"num_frames": 1}, "num_frames"),
         ({"steps": 0}, "steps"),
-        ({"min_guidance": -1.0}, "guidance"),
+        ({"frame_scale_first": -1.0}, "frame_scale_first"),
         ({"sampler": "ddim"}, "unknown sampler"),
+        ({"height": 18}, "multiple of 4"),
     ],
 )
-def test_bad_options_are_named(fixture_svd, image, change, message):
+def test_bad_options_are_named(svd, image, change, message):
     with pytest.raises(ValueError, match=message):
-        svd_image_to_video(fixture_svd, image, SVDSamplingOptions(**{**OPTIONS.__dict__, **change}))
-
-
-def test_image_size_must_fit_the_model(fixture_svd):
-    with pytest.raises(ValueError, match="multiple of 4"):
-        svd_image_to_video(fixture_svd, torch.rand(3, 18, 16), OPTIONS)
+        svd.predict([image], options=OPTIONS.with_(**change))
 
 
 def test_micro_conditioning_uses_fps_minus_one():
@@ -98,6 +101,6 @@ def test_chunked_decode_equals_decoding_each_chunk_as_its_own_video(fixture_svd)
         decode_latents(fixture_svd.vae, latents, 0)
 
 
-def test_frame_0_is_the_given_image_as_in_the_aid_pipeline(fixture_svd, image):
-    video = svd_image_to_video(fixture_svd, image, OPTIONS)
+def test_frame_0_is_the_given_image(svd, image):
+    video = svd.predict([image], options=OPTIONS)
     torch.testing.assert_close(video[0], image.permute(1, 2, 0), rtol=0, atol=1e-6)

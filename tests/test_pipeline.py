@@ -11,7 +11,8 @@ from PIL import Image
 from tiny_models import fixture_svd_components, tiny_aid_pipeline
 
 from aid_model.pipeline import AIDPipeline, PredictionOptions, PredictionRequest, predict_long_video
-from aid_model.sampling import DualCFG, FrameRampCFG, GuidanceSettings, VideoDenoiser
+from aid_model.pipeline.pipeline import FiniteCheck
+from aid_model.sampling import DualCFG, GuidanceSettings, VideoDenoiser
 
 OPTIONS = PredictionOptions(height=16, width=16, steps=3, decode_chunk_size=3, seed=11)
 
@@ -37,6 +38,18 @@ def branch_conditions(pipeline, frames, instruction="move the cup left", states=
 # --- dual classifier-free guidance ----------------------------------------------------------
 
 
+class CountingDenoiser:
+    """The UNet batch items a guided call evaluates (the cost of its branches)."""
+
+    def __init__(self, denoiser):
+        self.denoiser = denoiser
+        self.items = 0
+
+    def __call__(self, x, sigma, cond):
+        self.items += x.shape[0]
+        return self.denoiser(x, sigma, cond)
+
+
 def test_dual_cfg_is_eq_8_of_three_separate_evaluations(pipeline, frames):
     (null, frame_only, full), noise = branch_conditions(pipeline, frames)
     denoiser = VideoDenoiser(pipeline.aid.unet)
@@ -52,10 +65,12 @@ def test_dual_cfg_without_text_is_plain_cfg_in_two_branches(pipeline, frames):
     (null, frame_only, full), noise = branch_conditions(pipeline, frames)
     denoiser = VideoDenoiser(pipeline.aid.unet)
     x, sigma = noise * 3.0, torch.tensor([3.0])
-    dual = DualCFG(denoiser, null, frame_only, full, GuidanceSettings(2.0, 0.0))
-    plain = FrameRampCFG(denoiser, frame_only, null, 2.0, 2.0)
-    torch.testing.assert_close(dual(x, sigma), plain(x, sigma), rtol=1e-5, atol=1e-5)
-    assert dual.evaluations == 2  # the text branch was skipped
+    counted = CountingDenoiser(denoiser)
+    dual = DualCFG(counted, null, frame_only, full, GuidanceSettings(2.0, 0.0))
+    d_null, d_frame = denoiser(x, sigma, null), denoiser(x, sigma, frame_only)
+    expected = d_null + 2.0 * (d_frame - d_null)
+    torch.testing.assert_close(dual(x, sigma), expected, rtol=1e-5, atol=1e-5)
+    assert counted.items == 2  # the text branch was skipped
 
 
 def test_unit_scales_and_the_guidance_interval_use_one_branch(pipeline, frames):
@@ -63,15 +78,17 @@ def test_unit_scales_and_the_guidance_interval_use_one_branch(pipeline, frames):
     denoiser = VideoDenoiser(pipeline.aid.unet)
     x, sigma = noise * 3.0, torch.tensor([3.0])
     conditional = denoiser(x, sigma, full)
-    unit = DualCFG(denoiser, null, frame_only, full, GuidanceSettings(1.0, 1.0))
+    counted = CountingDenoiser(denoiser)
+    unit = DualCFG(counted, null, frame_only, full, GuidanceSettings(1.0, 1.0))
     torch.testing.assert_close(unit(x, sigma), conditional, rtol=1e-6, atol=1e-6)
-    assert unit.evaluations == 1
+    assert counted.items == 1
+    counted = CountingDenoiser(denoiser)
     outside = DualCFG(
-        denoiser, null, frame_only, full, GuidanceSettings(2.0, 5.0, interval=(0.5, 2.0))
+        counted, null, frame_only, full, GuidanceSettings(2.0, 5.0, interval=(0.5, 2.0))
     )
     torch.testing.assert_close(outside(x, sigma), conditional, rtol=1e-6, atol=1e-6)
     inside = outside(x, torch.tensor([1.0]))
-    assert outside.evaluations == 1 + 3
+    assert counted.items == 1 + 3
     assert not torch.allclose(inside, denoiser(x, torch.tensor([1.0]), full))
 
 
@@ -266,18 +283,43 @@ def test_any_size_and_mode_of_reference_frame(pipeline, tmp_path):
         ({"frame_scale": -1.0}, "frame_scale"),
         ({"text_scale": -0.5}, "text_scale"),
         ({"sampler": "ddim"}, "unknown sampler"),
+        ({"frame_scale": float("nan")}, r"frame_scale must be a finite number >= 0, got nan; "
+                                        r"use e\.g\. the default 1\.5"),
+        ({"text_scale": float("inf")}, "text_scale must be a finite number >= 0, got inf"),
+        ({"frame_scale_first": float("-inf")}, "frame_scale_first must be a finite number"),
+        ({"guidance_interval": (2.0, 1.0)}, r"guidance_interval=\(2\.0, 1\.0\)"),
+        ({"guidance_interval": (0.0, float("nan"))}, "guidance_interval"),
+        ({"cond_aug": -0.1}, "cond_aug must be a finite number >= 0, got -0.1"),
+        ({"cond_aug": float("nan")}, "cond_aug"),
+        ({"fps": 0}, "fps must be a finite number >= 1, got 0"),
+        ({"motion_bucket_id": -1}, "motion_bucket_id must be a finite number >= 0, got -1"),
+        ({"seed": -1}, "seed must be a whole number from 0 to 18446744073709551615, got -1"),
+        ({"seed": 2**64}, "seed must be a whole number from 0"),
+        ({"decode_chunk_size": 0}, "decode_chunk_size must be a whole number >= 1"),
     ],
 )
-def test_bad_options_fail_before_any_work(pipeline, frames, change, message):
+def test_bad_options_fail_before_any_work(pipeline, frames, change, message, monkeypatch):
+    def no_work(*args, **kwargs):
+        raise AssertionError("the options were not checked before the work began")
+
+    monkeypatch.setattr(pipeline, "encode_conditions", no_work)
     with pytest.raises(ValueError, match=message):
         pipeline.predict(frames[:1], "move it", options=OPTIONS.with_(**change))
+
+
+def test_a_request_seed_and_the_last_segment_seed_are_checked_up_front(pipeline, frames):
+    with pytest.raises(ValueError, match="seed must be a whole number from 0"):
+        pipeline.predict_batch([PredictionRequest(frames[:1], "move it", seed=-3)], OPTIONS)
+    with pytest.raises(ValueError, match=r"segment's\) must be a whole number from 0"):
+        predict_long_video(pipeline, frames[:1], ["move it left", "move it up"],
+                           options=OPTIONS.with_(seed=2**64 - 1))
 
 
 def test_too_many_reference_frames_and_too_few_frames(svd_fixture_checkpoint, pipeline, frames):
     with pytest.raises(ValueError, match="need 1 <= K < T"):
         pipeline.predict(frames * 3, "move it", options=OPTIONS)
     svd = AIDPipeline(fixture_svd_components(svd_fixture_checkpoint))
-    with pytest.raises(ValueError, match="num_frames must be >= 2"):
+    with pytest.raises(ValueError, match="num_frames must be a whole number >= 2, got 1"):
         svd.predict(frames[:1], options=OPTIONS.with_(num_frames=1))
 
 
@@ -323,4 +365,36 @@ def test_nan_latents_stop_sampling_with_advice(pipeline, frames, monkeypatch):
 
     monkeypatch.setattr(pipeline, "denoiser", overflow)
     with pytest.raises(FloatingPointError, match="bfloat16 or float32"):
+        pipeline.predict(frames[:1], "move it", options=OPTIONS)
+
+
+def test_deferred_finite_check_names_the_first_failing_step():
+    # On a GPU the check is read once, at the end; the error still names the first step.
+    check = FiniteCheck(torch.device("cpu"), immediate=False)
+    finite, broken = torch.zeros(1, 2, 4, 2, 2), torch.full((1, 2, 4, 2, 2), float("nan"))
+    for step, denoised in enumerate([finite, finite, broken, broken, finite]):
+        check.check_step(denoised, step)
+    with pytest.raises(FloatingPointError, match=r"at step 2 .*bfloat16 or float32"):
+        check.raise_if_failed(final=finite)
+
+    clean = FiniteCheck(torch.device("cpu"), immediate=False)
+    clean.check_step(finite, 0)
+    clean.raise_if_failed(final=finite)  # nothing to report
+    with pytest.raises(FloatingPointError, match=r"NaN/inf latents \(float16"):
+        clean.raise_if_failed(final=broken)  # only the final state: no step named
+
+
+def test_pipeline_reports_the_failing_step_when_checking_at_the_end(pipeline, frames,
+                                                                    monkeypatch):
+    def overflow(x, sigma, cond):
+        return torch.full_like(x, float("nan"))
+
+    original = FiniteCheck.__init__
+
+    def deferred(self, device, immediate=None):  # as on a GPU
+        original(self, device, immediate=False)
+
+    monkeypatch.setattr(pipeline, "denoiser", overflow)
+    monkeypatch.setattr(FiniteCheck, "__init__", deferred)
+    with pytest.raises(FloatingPointError, match=r"at step 0 .*bfloat16 or float32"):
         pipeline.predict(frames[:1], "move it", options=OPTIONS)

@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from aid_model.pipeline.options import DEFAULT_FRAME_SCALE, DEFAULT_TEXT_SCALE
+from aid_model.pipeline.options import PredictionOptions
 
 PROG = "python -m aid_model evaluate"
 
@@ -64,11 +64,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sampling = parser.add_argument_group("sampling (T, size and fps come from the data)")
     sampling.add_argument("--steps", type=int, default=25, help="sampling steps")
     sampling.add_argument("--sampler", default="euler", choices=["euler", "heun", "dpmpp_2m"])
-    sampling.add_argument("--frame-scale", type=float, default=DEFAULT_FRAME_SCALE,
+    sampling.add_argument("--frame-scale", type=float, default=PredictionOptions().frame_scale,
                           help="s_f, frame-condition guidance")
     sampling.add_argument("--frame-scale-first", type=float, default=None,
                           help="s_f on the first frame, ramping to --frame-scale")
-    sampling.add_argument("--text-scale", type=float, default=DEFAULT_TEXT_SCALE,
+    sampling.add_argument("--text-scale", type=float, default=PredictionOptions().text_scale,
                           help="s_t, text guidance (0: off)")
     sampling.add_argument("--guidance-interval", type=float, nargs=2, default=None,
                           metavar=("SIGMA_LO", "SIGMA_HI"),
@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         settings = settings_from_args(args, config)
         settings.validate()
         if not settings.self_check:
-            settings.options.guidance().validate()
+            settings.options.validate()
     except (ConfigError, ValueError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2

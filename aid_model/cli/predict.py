@@ -94,18 +94,22 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _sampling_arguments(parser: argparse.ArgumentParser) -> None:
+    from aid_model.demo.load import DEMO_OPTIONS
     from aid_model.pipeline.options import PredictionOptions
 
     defaults = PredictionOptions()
     group = parser.add_argument_group(
         "sampling", "Defaults are for SVD-sized models; with --demo, the miniature's own "
-        "settings (64×64, 20 steps, text scale 3, fps 8) are the defaults."
+        "settings are the defaults where they differ (shown as 'with --demo')."
     )
 
     def add(flag: str, field: str, kind, text: str, **extra) -> None:
-        shown = getattr(defaults, field)
-        group.add_argument(flag, dest=field, type=kind, default=None,
-                           help=f"{text} (default: {shown})", **extra)
+        general, demo = getattr(defaults, field), getattr(DEMO_OPTIONS, field)
+        shown = f"default: {_shown(general)}"
+        if demo != general:
+            shown += f"; with --demo: {_shown(demo)}"
+        group.add_argument(flag, dest=field, type=kind, default=None, help=f"{text} ({shown})",
+                           **extra)
 
     add("--frames", "num_frames", int, "T, frames in the output; unset: the AID model's, else 14")
     add("--height", "height", int, "multiple of 64 for SVD")
@@ -126,7 +130,11 @@ def _sampling_arguments(parser: argparse.ArgumentParser) -> None:
     add("--motion-bucket", "motion_bucket_id", int, "SVD motion bucket id")
     add("--cond-aug", "cond_aug", float, "noise added to the reference frames' latent condition")
     add("--decode-chunk", "decode_chunk_size", int,
-        "frames per VAE decode call (lower: less memory)")
+        "frames per VAE decode call (lower: less memory; unset: all at once)")
+
+
+def _shown(value) -> str:
+    return "unset" if value is None else str(value)
 
 
 def _output_arguments(parser: argparse.ArgumentParser) -> None:

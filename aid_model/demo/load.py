@@ -10,10 +10,10 @@ from aid_model.demo import configs
 from aid_model.demo.paths import AID_FILE, DEMO_DIR, SVD_DIR, TEXT_ENCODER_DIR
 from aid_model.pipeline.options import PredictionOptions
 
-# Sampling settings the miniature was evaluated with (docs/results.md). s_f 2.0 / s_t 3.5
-# replaced 1.5 / 3.0 on 2026-12-06: 79.0 / 80.0 % against 77.0 / 78.0 % on two sets of 200
-# held-out scenes, fewer objects lost on both. Less frame guidance loses objects; more,
-# without more text guidance, leaves the moves short.
+# The miniature's own settings, overriding PredictionOptions' defaults (which are for
+# SVD-sized models): its size, fps and decoding, and the guidance it was evaluated with
+# (docs/results.md). Less frame guidance loses objects; more, without more text guidance,
+# leaves the moves short.
 DEMO_OPTIONS = PredictionOptions(
     height=configs.IMAGE_SIZE,
     width=configs.IMAGE_SIZE,

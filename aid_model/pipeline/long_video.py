@@ -11,8 +11,8 @@ import torch
 from torch import Tensor
 
 from aid_model.images import FrameLike, prepare_frames
-from aid_model.pipeline.options import PredictionOptions
-from aid_model.pipeline.pipeline import AIDPipeline, ProgressCallback
+from aid_model.pipeline.options import PredictionOptions, check_seed
+from aid_model.pipeline.pipeline import AIDPipeline, PredictionRequest, ProgressCallback
 from aid_model.sampling import StepInfo
 
 if TYPE_CHECKING:
@@ -48,15 +48,13 @@ def predict_long_video(
     states = list(states) if states is not None else [None] * len(instructions)
     if len(states) != len(instructions):
         raise ValueError(f"{len(instructions)} instructions but {len(states)} state lists")
-    options = pipeline.resolve(options)
+    options = pipeline.check_inputs(options, [len(reference_frames)])
+    check_seed(options.seed + len(instructions) - 1, "seed + segments - 1 (the last segment's)")
     if not 1 <= overlap < options.num_frames:
         raise ValueError(
             f"overlap must be between 1 and num_frames - 1 = {options.num_frames - 1}, "
             f"got {overlap}"
         )
-    # Check every segment's settings before the first heavy step.
-    options.validate(len(reference_frames), pipeline.size_multiple)
-    options.validate(overlap, pipeline.size_multiple)
 
     total = options.steps * len(instructions)
     pieces: list[Tensor] = []
@@ -68,13 +66,8 @@ def predict_long_video(
             segment_states = state_predictor.predict_states(
                 [latest.permute(1, 2, 0)], [instruction], pipeline.num_states
             )[0]
-        video = pipeline.predict(
-            references,
-            instruction,
-            segment_states,
-            replace(options, seed=options.seed + index),
-            segment_callback,
-        )
+        request = PredictionRequest(references, instruction, segment_states, options.seed + index)
+        video = pipeline._predict([request], options, segment_callback)[0]
         pieces.append(video if index == 0 else video[overlap:])
         references = [frame.permute(2, 0, 1) for frame in video[-overlap:]]
     return torch.cat(pieces)

@@ -23,7 +23,7 @@ from aid_model.conditioning import (
     svd_added_time_ids,
 )
 from aid_model.images import FrameLike, prepare_frames
-from aid_model.pipeline.options import PredictionOptions
+from aid_model.pipeline.options import PredictionOptions, check_seed
 from aid_model.sampling import (
     DualCFG,
     StepInfo,
@@ -197,9 +197,32 @@ class AIDPipeline:
         """Several videos in one batched sampling run (same options; each its own seed)."""
         if not requests:
             return []
+        options = self.check_inputs(
+            options,
+            [len(r.reference_frames) for r in requests],
+            [r.seed for r in requests if r.seed is not None],
+        )
+        return self._predict(requests, options, callback)
+
+    def check_inputs(
+        self,
+        options: PredictionOptions,
+        reference_counts: Sequence[int],
+        seeds: Sequence[int] = (),
+    ) -> PredictionOptions:
+        """Step 1 of every prediction: ``options`` resolved against the model (``resolve``)
+        and checked for videos with ``reference_counts`` given frames each and for the
+        requests' own ``seeds``. Raises ValueError naming the option, its value and the fix;
+        nothing below checks them again."""
         options = self.resolve(options)
-        for request in requests:
-            options.validate(len(request.reference_frames), self.size_multiple)
+        for count in sorted(set(reference_counts)):
+            options.validate(count, self.size_multiple)
+        for seed in seeds:
+            check_seed(seed)
+        return options
+
+    def _predict(self, requests, options: PredictionOptions, callback) -> list[Tensor]:
+        """``predict_batch`` for options that ``check_inputs`` returned."""
         conditions = self.encode_conditions(requests, options.height, options.width)
         seeds = [options.seed if r.seed is None else r.seed for r in requests]
         latents = self.sample_latents(conditions, options, seeds, callback)
@@ -249,10 +272,10 @@ class AIDPipeline:
     ) -> Tensor:
         """Dual-CFG EDM sampling → (B, T, C, h, w) UNSCALED VAE latents.
 
-        Per item, a CPU generator seeded with its seed draws the cond_aug noise, then the
-        initial latent noise, so an item's result never depends on the rest of the batch.
+        ``options`` as ``check_inputs`` returns them (resolved and checked). Per item, a CPU
+        generator seeded with its seed draws the cond_aug noise, then the initial latent
+        noise, so an item's result never depends on the rest of the batch.
         """
-        options = self.resolve(options)
         if self.aid is None and has_aid_attached(self.components.unet):
             # Its trained adapters would run in "plain SVD" sampling without being asked for.
             raise ValueError(
@@ -269,8 +292,6 @@ class AIDPipeline:
         batch = len(conditions.references)
         if len(seeds) != batch:
             raise ValueError(f"{len(seeds)} seeds for a batch of {batch}")
-        for reference in conditions.references:
-            options.validate(reference.shape[0], self.size_multiple)
         text_enabled = None
         if conditions.empty_instructions and options.text_scale > 0 and self.aid is not None:
             logger.warning(
@@ -283,7 +304,7 @@ class AIDPipeline:
             text_enabled[conditions.empty_instructions] = False
         branches, noise = self._frame_conditions(conditions, options, seeds)
         sigmas = karras_sigmas(options.steps, device=self.device)
-        guided = DualCFG(self.denoiser, *branches, options.guidance(), text_enabled, sigmas)
+        guided = DualCFG(self.denoiser, *branches, options.guidance(), text_enabled)
         x = noise_to_initial_state(noise.to(self.device), sigmas[0])
         check = FiniteCheck(x.device)
         try:

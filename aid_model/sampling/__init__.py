@@ -5,10 +5,8 @@ from aid_model.sampling.condition import VideoCondition
 from aid_model.sampling.denoiser import VideoDenoiser
 from aid_model.sampling.dual_guidance import DualCFG, GuidanceSettings
 from aid_model.sampling.edm import karras_sigmas, noise_to_initial_state, v_prediction_scalings
-from aid_model.sampling.guidance import FrameRampCFG
 from aid_model.sampling.samplers import (
     SAMPLERS,
-    SamplingCancelled,
     StepCallback,
     StepInfo,
     sample,
@@ -20,9 +18,7 @@ from aid_model.sampling.samplers import (
 __all__ = [
     "SAMPLERS",
     "DualCFG",
-    "FrameRampCFG",
     "GuidanceSettings",
-    "SamplingCancelled",
     "StepCallback",
     "StepInfo",
     "VideoCondition",

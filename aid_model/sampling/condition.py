@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -27,21 +27,6 @@ class VideoCondition:
     added_time_ids: Tensor
     mcondition: Tensor | None = None
 
-    @property
-    def batch_size(self) -> int:
-        return self.concat_latents.shape[0]
-
-    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None):
-        """Moves every tensor; ``added_time_ids`` keep float32 (they feed sinusoids)."""
-
-        def move(name: str, value: Tensor | None) -> Tensor | None:
-            if value is None:
-                return None
-            target_dtype = torch.float32 if name == "added_time_ids" else dtype
-            return value.to(device=device, dtype=target_dtype)
-
-        return replace(self, **{f.name: move(f.name, getattr(self, f.name)) for f in fields(self)})
-
     @staticmethod
     def cat(conditions: Sequence[VideoCondition]) -> VideoCondition:
         """Stacks conditions on the batch axis, so several branches run in one UNet call."""
@@ -53,15 +38,4 @@ class VideoCondition:
             concat_latents=torch.cat([c.concat_latents for c in conditions]),
             added_time_ids=torch.cat([c.added_time_ids for c in conditions]),
             mcondition=torch.cat([c.mcondition for c in conditions]) if all(with_mc) else None,
-        )
-
-    def repeat(self, times: int) -> VideoCondition:
-        """The same condition ``times`` times on the batch axis (batch order: a a a b b b)."""
-        return VideoCondition(
-            image_embeddings=self.image_embeddings.repeat_interleave(times, dim=0),
-            concat_latents=self.concat_latents.repeat_interleave(times, dim=0),
-            added_time_ids=self.added_time_ids.repeat_interleave(times, dim=0),
-            mcondition=None
-            if self.mcondition is None
-            else self.mcondition.repeat_interleave(times, dim=0),
         )

@@ -7,8 +7,9 @@ Rewritten as a weighted sum of the three branches,
     D̃ = (1 − s_f)·D(∅, ∅) + (s_f − s_t)·D(c_f, ∅) + s_t·D(c_f, c_t),
 
 a branch whose weight is zero on every frame is not evaluated: s_t = 0 is plain CFG (two
-branches), s_f = s_t = 1 is the conditional model alone (one branch). The branches that
-are needed run in one batched UNet call.
+branches: SVD's own guidance, with its per-frame ramp of s_f), s_f = s_t = 1 is the
+conditional model alone (one branch). The branches that are needed run in one batched
+UNet call.
 """
 
 from __future__ import annotations
@@ -21,51 +22,32 @@ from torch import Tensor
 
 from aid_model.sampling.condition import VideoCondition
 from aid_model.sampling.denoiser import VideoDenoiser
-from aid_model.sampling.guidance import frame_guidance_scales
-from aid_model.tensor_versions import modification_count
 
 
 @dataclass(frozen=True)
 class GuidanceSettings:
-    """Guidance scales.
+    """Guidance scales, as ``PredictionOptions.guidance()`` gives them (validated there).
 
     Attributes:
         frame_scale: s_f on the last frame; with ``frame_scale_first`` set, s_f ramps
-            linearly from that value on frame 0 to ``frame_scale`` (SVD's linear guidance).
+            linearly from that value on frame 0 to ``frame_scale`` (SVD's linear guidance:
+            svd 1.0 → 2.5, svd_xt 1.5 → 3.0).
         text_scale: s_t (0 skips the text branch).
         frame_scale_first: s_f on the first frame, or None for a constant s_f.
         interval: (σ_lo, σ_hi): guide only while σ_lo ≤ σ ≤ σ_hi; outside it the fully
             conditional branch alone is used (one UNet evaluation instead of three).
     """
 
-    frame_scale: float = 2.5
-    text_scale: float = 7.5
+    frame_scale: float
+    text_scale: float
     frame_scale_first: float | None = None
     interval: tuple[float, float] | None = None
-
-    def validate(self) -> None:
-        scales = {"frame_scale": self.frame_scale, "text_scale": self.text_scale}
-        if self.frame_scale_first is not None:
-            scales["frame_scale_first"] = self.frame_scale_first
-        for name, value in scales.items():
-            if value < 0:
-                raise ValueError(f"{name} must be >= 0, got {value}")
-        if self.interval is not None:
-            low, high = self.interval
-            if not 0 <= low <= high:
-                raise ValueError(
-                    f"guidance interval must satisfy 0 <= low <= high, got {self.interval}"
-                )
-
-    def frame_scales(self, num_frames: int) -> Tensor:
-        """s_f per frame, shape (T,)."""
-        first = self.frame_scale if self.frame_scale_first is None else self.frame_scale_first
-        return frame_guidance_scales(num_frames, first, self.frame_scale)
 
     def branch_weights(self, num_frames: int, text_enabled: Tensor | None = None) -> Tensor:
         """(3, B, T) weights of D(∅,∅), D(c_f,∅), D(c_f,c_t) per item and frame (B = 1
         when ``text_enabled`` (B,) is None; an item with text disabled gets s_t = 0)."""
-        frame = self.frame_scales(num_frames)[None, :]  # (1, T)
+        first = self.frame_scale if self.frame_scale_first is None else self.frame_scale_first
+        frame = torch.linspace(first, self.frame_scale, num_frames)[None, :]  # (1, T)
         enabled = torch.ones(1) if text_enabled is None else text_enabled.float().cpu()
         text = (self.text_scale * enabled)[:, None].expand(-1, num_frames)  # (B, T)
         return torch.stack([(1.0 - frame).expand_as(text), frame - text, text])
@@ -82,11 +64,6 @@ class DualCFG:
         settings: scales, ramp and interval.
         text_enabled: (B,) bool, False for items without text (an empty instruction):
             their s_t is 0 while the rest of the batch keeps its text guidance.
-        sigmas: the σ schedule the sampler walks (optional). With a guidance interval,
-            each step must know on the host whether σ lies inside it; a σ the sampler
-            passes as a view of this schedule (``sigmas[i].expand(B)``, as every sampler
-            here does) is read from a host copy made once, instead of from the device
-            at every step (a GPU synchronisation). Any other σ is read from the device.
     All three conditions have the batch size of the ``x`` the sampler passes.
     """
 
@@ -98,9 +75,7 @@ class DualCFG:
         full: VideoCondition,
         settings: GuidanceSettings,
         text_enabled: Tensor | None = None,
-        sigmas: Tensor | None = None,
     ):
-        settings.validate()
         self.text_enabled = text_enabled
         self.denoiser = denoiser
         self.settings = settings
@@ -109,8 +84,6 @@ class DualCFG:
         # (guided, T, device, dtype) → (branches to evaluate, their (3, B|1, T) weights on
         # the device): built once, not rebuilt on the CPU and copied at every step.
         self._weights: dict[tuple, tuple[list[int], Tensor]] = {}
-        self._schedule = None if settings.interval is None else _HostSchedule.of(sigmas)
-        self.evaluations = 0  # UNet batch items evaluated, for cost accounting
 
     def _condition_for(self, needed: Sequence[int]) -> VideoCondition:
         key = tuple(needed)
@@ -122,10 +95,8 @@ class DualCFG:
         if self.settings.interval is None:
             return True
         low, high = self.settings.interval
-        value = self._schedule.value_of(sigma) if self._schedule is not None else None
-        if value is None:  # not a view of the schedule: read from the device
-            value = float(sigma.reshape(-1)[0])
-        return low <= value <= high
+        # Which branches run is decided on the host, so σ is read there (one read a step).
+        return low <= float(sigma.reshape(-1)[0]) <= high
 
     def _branch_weights(self, guided: bool, x: Tensor) -> tuple[list[int], Tensor]:
         """(indices of the branches with a non-zero weight, (3, B|1, T) weights on x's
@@ -153,43 +124,13 @@ class DualCFG:
             torch.cat([sigma] * repeats),
             self._condition_for(needed),
         ).chunk(repeats)
-        self.evaluations += x.shape[0] * repeats
         shape = (weights.shape[1], num_frames, 1, 1, 1)  # per item (or 1 for all), per frame
+        if needed == [0, 1]:
+            # Plain CFG, in the form SVD's reference implementations (ComfyUI, diffusers)
+            # round it, so plain SVD matches them to the last bit of this step.
+            uncond, cond = outputs
+            return uncond + weights[1].reshape(shape) * (cond - uncond)
         result = torch.zeros_like(x)
         for branch, output in zip(needed, outputs, strict=True):
             result = result + weights[branch].reshape(shape) * output
         return result
-
-
-@dataclass(frozen=True)
-class _HostSchedule:
-    """A σ schedule and a host copy of it, to read the σ of a view without the device.
-
-    A tensor on the schedule's storage (the same C++ object, ``_cdata``: while the schedule
-    is held, no other storage can take its address), of its dtype, with the schedule's
-    version unchanged, is a view of it: its first element is ``host[storage offset]``.
-    """
-
-    sigmas: Tensor
-    host: tuple[float, ...]
-    version: int | None
-
-    @staticmethod
-    def of(sigmas: Tensor | None) -> _HostSchedule | None:
-        if sigmas is None:
-            return None
-        # One device read per sampling run, instead of one per step.
-        host = tuple(sigmas.detach().reshape(-1).cpu().tolist())
-        return _HostSchedule(sigmas, host, modification_count(sigmas))
-
-    def value_of(self, sigma: Tensor) -> float | None:
-        """σ's first element from the host copy, or None when σ is not a view of the
-        (unmodified, contiguous) schedule."""
-        schedule = self.sigmas
-        if (sigma.dtype != schedule.dtype or sigma.device != schedule.device
-                or not schedule.is_contiguous() or modification_count(schedule) != self.version
-                or sigma.untyped_storage()._cdata != schedule.untyped_storage()._cdata):
-            return None
-        index = sigma.storage_offset() - schedule.storage_offset()
-        return self.host[index] if 0 <= index < len(self.host) else None
-

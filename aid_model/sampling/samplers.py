@@ -1,9 +1,8 @@
 """Samplers over any denoiser callable ``denoise(x, sigma) -> x0_estimate``.
 
 They know nothing of SVD or AID: conditioning and guidance are bound into the callable
-(see ``aid_model.sampling.guidance``). Each takes a decreasing σ schedule ending in 0 and
-a per-step callback that receives a ``StepInfo``; a callback cancels sampling by raising
-(``SamplingCancelled`` is provided for that).
+(see ``aid_model.sampling.dual_guidance``). Each takes a decreasing σ schedule ending in 0 and
+a per-step callback that receives a ``StepInfo``; a callback cancels sampling by raising.
 """
 
 from __future__ import annotations
@@ -29,10 +28,6 @@ class StepInfo:
 
 
 StepCallback = Callable[[StepInfo], None]
-
-
-class SamplingCancelled(RuntimeError):
-    """Raised by a step callback to stop sampling between steps."""
 
 
 def _to_d(x: Tensor, sigma: Tensor, denoised: Tensor) -> Tensor:

@@ -18,7 +18,8 @@ from safetensors.torch import load_file
 from torch import Tensor
 
 from aid_model.sampling import (
-    FrameRampCFG,
+    DualCFG,
+    GuidanceSettings,
     VideoCondition,
     VideoDenoiser,
     karras_sigmas,
@@ -181,7 +182,8 @@ def run_parity(fixture: str | Path) -> list[ParityResult]:
 
 
 def _sampling_results(model, golden: dict[str, Tensor], frames: int) -> list[ParityResult]:
-    """The fixture's 4-step Euler run with plain CFG 2.5, through our sampler and denoiser."""
+    """The fixture's 4-step Euler run with plain CFG 2.5, through our sampler and denoiser,
+    guided as ``AIDPipeline`` guides plain SVD: dual CFG with s_t = 0 (two branches)."""
     ids = torch.tensor([[5.0, 127.0, 0.02]])
 
     def expand(latent: Tensor) -> Tensor:
@@ -190,7 +192,9 @@ def _sampling_results(model, golden: dict[str, Tensor], frames: int) -> list[Par
     cond = VideoCondition(golden["c_cond_crossattn"], expand(golden["c_cond_concat"]), ids)
     uncond = VideoCondition(golden["c_uncond_crossattn"], expand(golden["c_uncond_concat"]), ids)
     scale = golden["c_cfg_scale"].item()
-    guided = FrameRampCFG(VideoDenoiser(model.unet), cond, uncond, scale, scale)
+    # Without AID the frame-only and the full condition are the same.
+    settings = GuidanceSettings(frame_scale=scale, text_scale=0.0)
+    guided = DualCFG(VideoDenoiser(model.unet), uncond, cond, cond, settings)
     sigmas = karras_sigmas(len(golden["c_sigmas"]) - 1)
     x = noise_to_initial_state(golden["c_noise"][None], sigmas[0])
     states: list[Tensor] = []
