@@ -29,16 +29,16 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
-# A real ComfyUI 0.3.64 (from ../shared/comfyui, or COMFYUI_TARBALL) set up outside the repo,
-# and the tests that need it (tests/test_nodes_real_comfyui.py); `make test` skips those
-# unless COMFYUI_PATH is set. .ci/run does both.
+# A real ComfyUI 0.3.64 (from ../shared/comfyui, or COMFYUI_TARBALL), set up outside the repo
+# with its own venv, and the tests that need it (tests/test_comfyui_*.py), run by that venv's
+# Python. `make test` skips them; .ci/run runs both targets.
 COMFYUI_HOST ?= $(HOME)/.cache/comfyui-aid/comfyui-0.3.64
 
 comfyui-host:
 	.ci/setup-comfyui "$(COMFYUI_HOST)"
 
-test-comfyui: $(STAMP)
-	env $$(.ci/setup-comfyui "$(COMFYUI_HOST)") $(PY) -m pytest tests/test_nodes_real_comfyui.py
+test-comfyui:
+	env $$(.ci/setup-comfyui "$(COMFYUI_HOST)") sh -c '"$$COMFYUI_PYTHON" -m pytest tests/test_comfyui_*.py'
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
