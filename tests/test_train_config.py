@@ -74,10 +74,8 @@ def test_overrides_are_parsed_to_the_fields_types():
         "data.max_samples=100",       # free-form section: new keys allowed, values parsed
         "conditioning.cond_aug.distribution=lognormal",
         "model.aid_weights=runs/encoder.safetensors",
-        "optim.frozen_groups=[first_frame_encoder]",  # a list of strings is parsed
     ])
     assert config.optim.lr == 5e-5 and isinstance(config.optim.lr, float)
-    assert config.optim.frozen_groups == ["first_frame_encoder"]
     assert config.optim.max_steps == 1000 and config.optim.warmup_steps == 100
     assert config.optim.betas == [0.8, 0.95]
     assert config.ema.enabled is False and config.runtime.gradient_checkpointing is True
@@ -106,8 +104,6 @@ def test_overrides_are_parsed_to_the_fields_types():
     ("loss.frames=some", "loss.frames must be one of"),
     ("aid.num_reference_frames=12", "aid: AIDConfig.num_reference_frames (12) must be smaller"),
     ("cache.latents=true", "conditioning.cond_aug.distribution=fixed"),
-    ("optim.frozen_groups=[encoder]", "optim.frozen_groups: unknown part(s) ['encoder']"),
-    ("optim.frozen_groups=[dqformer]", "set model.aid_weights to the file that holds them"),
 ])
 def test_bad_overrides_are_errors_that_name_the_key(override, message):
     overrides = [override]

@@ -139,10 +139,10 @@ def test_resume_auto_finds_the_newest_checkpoint_or_starts_fresh(tmp_path):
 def test_resume_warns_of_changed_settings_not_of_options_added_since(tmp_path, capsys):
     values = tiny_config(tmp_path, optim={"max_steps": 1}, checkpoint={"every": 1})
     train(build_config(values), dataset=SquareClips())
-    # A checkpoint written before `aid.query_position` existed: its config lacks the key.
+    # A checkpoint written before `aid.image_context` existed: its config lacks the key.
     state_path = tmp_path / "checkpoints/step_00000001" / STATE_FILE
     state = torch.load(state_path, weights_only=True)
-    del state["config"]["aid"]["query_position"]
+    del state["config"]["aid"]["image_context"]
     torch.save(state, state_path)
     capsys.readouterr()
 
@@ -289,39 +289,3 @@ def test_a_run_starts_from_a_trained_weight_file_when_asked(tmp_path):
                         aid={"queries_per_frame": 4})
     with pytest.raises(AIDWeightsError, match="another AIDConfig"):
         train(build_config(other), dataset=SquareClips())
-
-
-def test_frozen_groups_keep_the_files_values_and_are_still_written(tmp_path):
-    aid = {"first_frame_query": 4}
-    first = train(build_config(tiny_config(tmp_path / "first", aid=aid,
-                                           optim={"max_steps": 3, "lr": 1e-2})),
-                  dataset=SquareClips())
-    with safe_open(str(first.final_weights), "pt") as f:
-        names = f.keys()  # a safetensors handle is not iterable
-        started = {name: f.get_tensor(name) for name in names}
-    encoder = {name for name in started if ".first_frame_encoder." in name}
-    assert encoder
-    values = tiny_config(tmp_path / "second", aid=aid,
-                         model={"aid_weights": str(first.final_weights)},
-                         optim={"max_steps": 4, "lr": 1e-2, "warmup_steps": 0,
-                                "frozen_groups": ["first_frame_encoder"]})
-    trainer = Trainer(build_config(values), dataset=SquareClips())
-    trainer.setup()
-    try:
-        assert set(trainer.parameters) == set(started) - encoder  # neither AdamW nor EMA
-        assert not any(p.requires_grad for n, p in trainable_parameters(trainer.model).items()
-                       if n in encoder)
-    finally:
-        trainer.close()
-    second = train(build_config(values), dataset=SquareClips())
-    with safe_open(str(second.final_weights), "pt") as f:
-        assert set(f.keys()) == set(started)
-        assert all(torch.equal(f.get_tensor(name), started[name]) for name in encoder)
-        assert any(not torch.equal(f.get_tensor(name), started[name])
-                   for name in set(started) - encoder)
-
-    absent = tiny_config(tmp_path / "absent", model={"aid_weights": str(first.final_weights)},
-                         optim={"frozen_groups": ["first_frame_encoder"]})
-    with pytest.raises(ValueError, match=r"frozen_groups names \['first_frame_encoder'\], which "
-                                         "this model does not have"):
-        train(build_config(absent), dataset=SquareClips())

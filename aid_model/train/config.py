@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from aid_model.aid.config import AIDConfig
-from aid_model.aid.model import GROUPS
 
 DTYPES = ("float32", "bfloat16", "float16")
 MIXED_PRECISION = ("no", "bf16", "fp16")
@@ -136,9 +135,6 @@ class OptimSection:
 
     ``weight_decay`` applies to matrices and larger tensors only (not to biases, norms,
     gates). ``grad_clip`` ≤ 0 turns clipping off. ``max_steps`` counts optimizer steps.
-    ``frozen_groups`` names trained parts (``aid_model.aid.GROUPS``) kept at the values
-    ``model.aid_weights`` gives them, e.g. ``[first_frame_encoder]`` trained beforehand
-    (``python -m aid_model.demo.shape_encoder``); they are still written to the weight files.
     """
 
     lr: float = 1e-4
@@ -150,7 +146,6 @@ class OptimSection:
     min_lr_ratio: float = 0.0
     grad_clip: float = 1.0
     grad_accumulation: int = 1
-    frozen_groups: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -293,7 +288,6 @@ class TrainConfig:
         if not 0 <= self.optim.min_lr_ratio <= 1:
             raise ConfigError(
                 f"optim.min_lr_ratio must be in [0, 1], got {self.optim.min_lr_ratio}")
-        self._check_frozen_groups()
         if not 0 < self.ema.decay < 1:
             raise ConfigError(f"ema.decay must be in (0, 1), got {self.ema.decay}")
         rates = {"dropout.text": self.dropout.text, "dropout.frame": self.dropout.frame,
@@ -323,21 +317,6 @@ class TrainConfig:
             raise ConfigError(
                 "data is empty: it is the dataset config handed to aid_model.data.build_dataset "
                 "(at least data.name)"
-            )
-
-    def _check_frozen_groups(self) -> None:
-        frozen = self.optim.frozen_groups
-        unknown = [group for group in frozen if group not in GROUPS]
-        if unknown:
-            raise ConfigError(
-                f"optim.frozen_groups: unknown part(s) {unknown}; the trained parts are "
-                f"{list(GROUPS)}"
-            )
-        if frozen and not self.model.aid_weights:
-            raise ConfigError(
-                f"optim.frozen_groups={frozen} keeps those parts at their starting values, "
-                "which without model.aid_weights are a fresh initialisation; set "
-                "model.aid_weights to the file that holds them trained"
             )
 
 

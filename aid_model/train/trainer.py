@@ -29,7 +29,6 @@ from aid_model.aid import (
     AIDModel,
     attach_aid,
     load_aid_weights,
-    parameter_groups,
     save_aid_weights,
 )
 from aid_model.aid import trainable_parameters as aid_trainable_parameters
@@ -193,7 +192,7 @@ class Trainer:
         )
 
         self.module = AIDDenoisingModule(self.model)
-        self.parameters = self._trained_parameters()
+        self.parameters = aid_trainable_parameters(self.model)
         self.optimizer = self._optimizer()
         optim = config.optim
         self.scheduler = warmup_cosine_schedule(self.optimizer, optim.warmup_steps,
@@ -243,14 +242,6 @@ class Trainer:
                               unet_head_channels=config.model.unet_head_channels,
                               clip_num_heads=config.model.clip_num_heads)
         model = attach_aid(components, config.aid)
-        groups = parameter_groups(model)
-        absent = [group for group in config.optim.frozen_groups if not groups[group]]
-        if absent:
-            raise ValueError(
-                f"optim.frozen_groups names {absent}, which this model does not have (the "
-                "aid section turns them off, e.g. aid.first_frame_query=0); remove them or "
-                "turn the part on"
-            )
         if config.model.aid_weights:
             # Before the optimiser and EMA are built, which copy the starting weights.
             load_aid_weights(model, config.model.aid_weights)
@@ -319,22 +310,6 @@ class Trainer:
             e_t, e_s = e_t[0], e_s[0]
         return e_t.float().to(device), e_s.float().to(device)
 
-    def _trained_parameters(self) -> dict[str, torch.nn.Parameter]:
-        """What the optimiser and EMA update: AID's trained parameters less
-        ``optim.frozen_groups``, which stay as ``model.aid_weights`` gave them (still in
-        the weight files, which hold every trained parameter)."""
-        frozen_groups = self.config.optim.frozen_groups
-        if not frozen_groups:
-            return aid_trainable_parameters(self.model)
-        trained = {}
-        for group, parameters in parameter_groups(self.model).items():
-            for name, parameter in parameters.items():
-                if group in frozen_groups:
-                    parameter.requires_grad_(False)
-                else:
-                    trained[name] = parameter
-        return trained
-
     def _optimizer(self) -> torch.optim.Optimizer:
         """AdamW; weight decay on matrices and larger tensors, none on biases, norms, gates."""
         optim = self.config.optim
@@ -348,15 +323,11 @@ class Trainer:
         context, config = self.context, self.config
         trained = sum(p.numel() for p in self.parameters.values())
         base = sum(p.numel() for p in self.components.unet.parameters())
-        frozen = ""
-        if config.optim.frozen_groups:
-            kept = sum(p.numel() for p in aid_trainable_parameters(self.model).values()) - trained
-            frozen = f"; {kept:,} kept frozen ({', '.join(config.optim.frozen_groups)})"
         global_batch = (config.loader.batch_size * context.world_size
                         * config.optim.grad_accumulation)
         self.log.message(
             f"training {trained:,} parameters ({trained / max(base, 1):.2%} of the UNet's "
-            f"{base:,}){frozen} on {context.world_size} process(es), device {context.device}; "
+            f"{base:,}) on {context.world_size} process(es), device {context.device}; "
             f"{len(self.train_dataset)} samples, global batch {global_batch}, "
             f"{self.stream.batches_per_epoch} batches per process and epoch"
         )
