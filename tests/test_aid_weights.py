@@ -122,6 +122,30 @@ def test_config_and_format_are_checked(tmp_path):
     assert len(metadata["aid_base_fingerprint"]) == 64
 
 
+@pytest.mark.parametrize(("option", "off", "on"), [
+    ("query_neighbourhood", 1, 3), ("query_position", 0, 3), ("first_frame_query", 0, 8)])
+def test_a_file_from_before_the_query_options_were_retired(option, off, on, tmp_path):
+    """Files written while the MCondition query options existed hold their fields: off, the
+    file loads as the same model; on, it is refused, naming the commit that still runs it."""
+    model = trained(attach_aid(tiny_unet(), CONFIG))
+    path = save_aid_weights(model, tmp_path / "aid.safetensors")
+    with safe_open(str(path), framework="pt") as file:
+        metadata = file.metadata()
+    tensors = load_file(str(path))
+
+    def written_with(value: int):
+        config = {**json.loads(metadata["aid_config"]), option: value}
+        older = tmp_path / f"{option}_{value}.safetensors"
+        save_file(tensors, str(older), metadata={**metadata, "aid_config": json.dumps(config)})
+        return older
+
+    reloaded = attach_aid_from_file(tiny_unet(), written_with(off))
+    assert reloaded.config == CONFIG
+    assert torch.equal(output(reloaded), output(model))
+    with pytest.raises(AIDWeightsError, match=rf"{option}={on} .*commit 198c76e"):
+        attach_aid_from_file(tiny_unet(), written_with(on))
+
+
 def test_a_format_1_file_with_gates_loads_as_the_same_model(tmp_path):
     """Format 1 scaled the MCondition branch by a scalar gate through SVD's (trained) output
     projection; it loads as W_o^mc = gate·W_o, b_o^mc = gate·b_o, giving the same output."""

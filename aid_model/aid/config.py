@@ -10,6 +10,10 @@ CONCAT_FILLS = ("repeat_last", "zeros")
 IMAGE_CONTEXTS = ("tokens", "pooled")
 # CLIP text encodings (instruction e_t, each state of e_s) have 77 positions.
 TEXT_TOKENS = 77
+# Fields of experiments that lost, with their "off" value: files written with an option
+# off still load (the field is dropped); one with it on needs the commit that still ran it.
+RETIRED_FIELDS = {"query_neighbourhood": 1, "query_position": 0, "first_frame_query": 0}
+RETIRED_AT = "198c76e"
 
 
 @dataclass(frozen=True)
@@ -33,19 +37,6 @@ class AIDConfig:
         queries_per_frame: N decomposed queries per frame; MCondition has 77 + N tokens.
         image_context: e_v as CLIP's projected visual ``tokens`` or only the ``pooled``
             image embedding (one token).
-    MCondition attention (§4, eq. 4):
-        query_neighbourhood: k, an odd kernel size **(ours, not the paper's)**. 1: the
-            MCondition branch's query is ``to_q`` of the frame token alone, as in the paper.
-            k > 1: a zero-initialised k × k convolution adds each token's neighbourhood to
-            that query's input (``query_neighbourhood.QueryNeighbourhood`` says why).
-        query_position: F, octaves of a sinusoidal encoding of each token's place in its
-            frame **(ours, not the paper's)**; 0: none, as in the paper. > 0: a
-            zero-initialised projection of it joins the MCondition branch's query input
-            (``query_position.QueryPosition`` says why).
-        first_frame_query: width of a small convolutional encoder of the last reference
-            frame's concat latent **(ours, not the paper's)**; 0: none, as in the paper.
-            > 0: its features, zero-projected per layer, join the MCondition branch's
-            query input (``first_frame_query`` says why).
     Ablations (the paper's tables), each removes exactly its part:
         without_de, without_me: the decomposed / multimodal branch of the DQFormer.
         without_states: the DE branch's cross-attention to the states ("w/o LLaVA").
@@ -67,9 +58,6 @@ class AIDConfig:
     dqformer_layers: int = 1
     queries_per_frame: int = 77
     image_context: str = "tokens"
-    query_neighbourhood: int = 1
-    query_position: int = 0
-    first_frame_query: int = 0
 
     without_de: bool = False
     without_me: bool = False
@@ -82,8 +70,7 @@ class AIDConfig:
 
     def __post_init__(self) -> None:
         for name in ("num_frames", "num_reference_frames", "num_states", "adapter_attention_heads",
-                     "dqformer_heads", "dqformer_layers", "queries_per_frame",
-                     "query_neighbourhood"):
+                     "dqformer_heads", "dqformer_layers", "queries_per_frame"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"AIDConfig.{name} must be a positive integer, got {value!r}")
@@ -91,19 +78,6 @@ class AIDConfig:
             raise ValueError(
                 f"AIDConfig.num_reference_frames ({self.num_reference_frames}) must be smaller "
                 f"than num_frames ({self.num_frames}): at least one frame is predicted"
-            )
-        for name, meaning in (("first_frame_query", "the encoder's width"),
-                              ("query_position", "the encoding's octaves")):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(
-                    f"AIDConfig.{name} must be a non-negative integer ({meaning}; 0 = off, "
-                    f"the paper's query), got {value!r}"
-                )
-        if self.query_neighbourhood % 2 == 0:
-            raise ValueError(
-                f"AIDConfig.query_neighbourhood must be odd (a kernel centred on the token), "
-                f"got {self.query_neighbourhood}; use 1 (the paper's query) or 3"
             )
         if self.concat_fill not in CONCAT_FILLS:
             raise ValueError(
@@ -175,6 +149,13 @@ class AIDConfig:
     @classmethod
     def from_json(cls, text: str) -> AIDConfig:
         values = json.loads(text)
+        for name, off in RETIRED_FIELDS.items():
+            value = values.pop(name, off)
+            if value != off:
+                raise ValueError(
+                    f"AIDConfig.{name}={value!r} (off: {off}) was an experiment, since removed "
+                    f"from aid_model; run this model with aid_model at commit {RETIRED_AT}"
+                )
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

@@ -11,12 +11,7 @@ with the query ``q = to_q(x)`` shared with SVD's attention (trained), new key/va
 projections initialised as copies of SVD's ``to_k``/``to_v`` **(ours)** (so the branch
 starts out answering like SVD's own attention would), and its own output projection
 ``to_out_mcondition`` initialised to zero (the method's second option). Adding an exact
-zero keeps a fresh AID model bit-identical to SVD. With ``AIDConfig.query_neighbourhood``
-k > 1 the branch's query is ``to_q(x + Conv_k×k(x))`` **(ours)**; query_neighbourhood.py
-says why. With ``AIDConfig.query_position`` F > 0 each token's place in its frame joins
-that query's input **(ours)**; query_position.py says why. With
-``AIDConfig.first_frame_query`` > 0 the given frame's encoded objects join that query's
-input **(ours)**; first_frame_query.py says why.
+zero keeps a fresh AID model bit-identical to SVD.
 
 Why a zero-initialised projection and not a scalar gate (format 1 had ``gate·to_out(…)``
 with the gate at 0): a scalar gets one number of gradient per layer, the inner product of
@@ -36,10 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from aid_model.aid.adapters import FrameSizeRecorder, WrappingProcessor
-from aid_model.aid.first_frame_query import FirstFrameQuery
-from aid_model.aid.query_neighbourhood import QueryNeighbourhood
-from aid_model.aid.query_position import QueryPosition
+from aid_model.aid.adapters import WrappingProcessor
 from aid_model.tensor_versions import modification_count
 
 
@@ -67,9 +59,6 @@ class MConditionSlot:
     def __init__(self) -> None:
         self.value: Tensor | None = None
         self.generation = 0
-        # (B, w, h, w_lat) the first-frame encoder's features of the current UNet call, or
-        # None (AIDConfig.first_frame_query = 0); kept like ``value``, for checkpointing.
-        self.first_frame_features: Tensor | None = None
         # The tensor given to ``set`` (held, so its identity cannot pass to a new tensor),
         # its version then, and its (B·T, L, d) cast.
         self._source: Tensor | None = None
@@ -109,38 +98,17 @@ class MConditionSlot:
         self._source = self._source_version = self._cast = None
 
 
-class MConditionAttnProcessor(FrameSizeRecorder, WrappingProcessor):
+class MConditionAttnProcessor(WrappingProcessor):
     """Processor of a spatial cross-attention (``attn2``): SVD's attention + MCondition.
 
     Args:
         attn: the host ``diffusers`` Attention (its ``to_k``/``to_v`` are copied, not kept).
         base_processor: the host's processor, called unchanged for SVD's part.
         slot: where the AID UNet puts the current MCondition.
-        query_neighbourhood: k of ``AIDConfig.query_neighbourhood``; k > 1 adds a
-            ``QueryNeighbourhood`` to the branch's query, which then needs the frame size
-            recorded (``FrameSizeRecorder``, hooked on the enclosing transformer).
-        first_frame_query: width of ``AIDConfig.first_frame_query``; > 0 adds a
-            ``FirstFrameQuery`` to the branch's query, reading the slot's first-frame
-            features (and the recorded frame size).
-        query_position: F of ``AIDConfig.query_position``; > 0 adds a ``QueryPosition``
-            to the branch's query (which needs the recorded frame size).
     """
 
-    def __init__(self, attn: nn.Module, base_processor, slot: MConditionSlot,
-                 query_neighbourhood: int = 1, first_frame_query: int = 0,
-                 query_position: int = 0):
+    def __init__(self, attn: nn.Module, base_processor, slot: MConditionSlot):
         super().__init__(base_processor)
-        self.query_neighbourhood = (
-            QueryNeighbourhood(attn.to_q.in_features, query_neighbourhood)
-            if query_neighbourhood > 1 else None
-        )
-        self.first_frame_query = (
-            FirstFrameQuery(first_frame_query, attn.to_q.in_features)
-            if first_frame_query > 0 else None
-        )
-        self.query_position = (
-            QueryPosition(attn.to_q.in_features, query_position) if query_position > 0 else None
-        )
         object.__setattr__(self, "slot", slot)  # unregistered: shared, holds no weights
         self.to_k_mcondition = _copy_linear(attn.to_k)
         self.to_v_mcondition = _copy_linear(attn.to_v)
@@ -150,12 +118,6 @@ class MConditionAttnProcessor(FrameSizeRecorder, WrappingProcessor):
                                            dtype=projection.weight.dtype)
         nn.init.zeros_(self.to_out_mcondition.weight)
         nn.init.zeros_(self.to_out_mcondition.bias)
-
-    @property
-    def needs_frame_size(self) -> bool:
-        """Whether a frame-size pre-hook must be registered on the enclosing transformer."""
-        return any(part is not None for part in (
-            self.query_neighbourhood, self.first_frame_query, self.query_position))
 
     def forward(self, attn: nn.Module, hidden_states: Tensor,
                 encoder_hidden_states: Tensor | None = None,
@@ -173,23 +135,7 @@ class MConditionAttnProcessor(FrameSizeRecorder, WrappingProcessor):
                 f"{rows}; pass mcondition of shape (B, T, L, d) matching the sample"
             )
         heads = attn.heads
-        query_input = hidden_states
-        if self.query_neighbourhood is not None:
-            frame_size = self.recorded_frame_size("MCondition query neighbourhood")
-            query_input = self.query_neighbourhood(hidden_states, frame_size)
-        if self.query_position is not None:
-            frame_size = self.recorded_frame_size("MCondition query position")
-            query_input = self.query_position(query_input, frame_size)
-        if self.first_frame_query is not None:
-            features = self.slot.first_frame_features
-            if features is None:
-                raise RuntimeError(
-                    "first-frame query called without the first-frame features; call the "
-                    "AID UNet (AIDModel.unet), not the base UNet or its attention layers"
-                )
-            frame_size = self.recorded_frame_size("MCondition first-frame query")
-            query_input = self.first_frame_query(query_input, features, frame_size)
-        query = attn.to_q(query_input)
+        query = attn.to_q(hidden_states)
         key, value = self.mcondition_key_value(mcondition)
         head_dim = query.shape[-1] // heads
         query, key, value = (

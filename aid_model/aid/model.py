@@ -31,7 +31,6 @@ from aid_model.aid.adapters import (
 )
 from aid_model.aid.config import AIDConfig
 from aid_model.aid.dqformer import DQFormer
-from aid_model.aid.first_frame_query import FirstFrameEncoder
 from aid_model.aid.image_context import clip_image_context
 from aid_model.aid.mcondition_attention import MConditionAttnProcessor, MConditionSlot
 from aid_model.aid.reference import reference_concat_latents
@@ -42,15 +41,11 @@ GROUPS = (
     "short_term_adapters",
     "long_term_adapters",
     "mcondition_attention",
-    "first_frame_encoder",
     "dqformer",
     "spatial_cross_attention",
 )
 # Everything but the base's own spatial cross-attention is new.
 AID_GROUPS = GROUPS[:-1]
-# Parts of options that are off by default (AIDConfig.first_frame_query): a table leaves
-# them out while they are empty.
-OPTIONAL_GROUPS = ("first_frame_encoder",)
 
 
 class SVDLike(Protocol):
@@ -65,20 +60,15 @@ class AIDUNet(nn.Module):
 
     This is the module to give ``VideoDenoiser``. It hands the MCondition to the spatial
     cross-attention processors (through ``slot``) and calls the base UNet unchanged.
-    With a ``first_frame_encoder`` (``AIDConfig.first_frame_query``) it also encodes the
-    concat latent of frame ``reference_index`` for the processors' queries.
     """
 
     def __init__(self, base: nn.Module, slot: MConditionSlot, context_width: int,
-                 uses_mcondition: bool, first_frame_encoder: FirstFrameEncoder | None = None,
-                 reference_index: int = 0):
+                 uses_mcondition: bool):
         super().__init__()
         self.base = base
         object.__setattr__(self, "slot", slot)  # shared with the processors, no weights
         self.context_width = context_width
         self.uses_mcondition = uses_mcondition
-        self.first_frame_encoder = first_frame_encoder
-        self.reference_index = reference_index
 
     @property
     def config(self):
@@ -117,11 +107,6 @@ class AIDUNet(nn.Module):
                 )
             # The same tensor at every step keeps the processors' key/value cache valid.
             self.slot.set(mcondition, sample.dtype)
-        self.slot.first_frame_features = None
-        if self.first_frame_encoder is not None and mcondition is not None:
-            # The input's second half is the concat condition (SVD's layout).
-            concat = sample[:, self.reference_index, self.config.out_channels:]
-            self.slot.first_frame_features = self.first_frame_encoder(concat)
         return self.base(
             sample,
             timestep,
@@ -244,17 +229,11 @@ def attach_aid(components: SVDLike, config: AIDConfig) -> AIDModel:
                 DQFormer(config, context_width, image_width).to(dtype=dtype)
                 if config.use_mcondition else None
             )
-            first_frame_encoder = (
-                FirstFrameEncoder(unet.config.in_channels - unet.config.out_channels,
-                                  config.first_frame_query).to(dtype=dtype)
-                if config.use_mcondition and config.first_frame_query > 0 else None
-            )
     except BaseException:
         _remove_processors(restore, hooks)  # leave the caller's UNet as it was
         raise
 
-    aid_unet = AIDUNet(unet, slot, context_width, config.use_mcondition,
-                       first_frame_encoder, config.num_reference_frames - 1)
+    aid_unet = AIDUNet(unet, slot, context_width, config.use_mcondition)
     model = AIDModel(config, aid_unet, dqformer, components)
     model._restore.extend(restore)
     model._hooks.extend(hooks)
@@ -281,13 +260,8 @@ def _insert_processors(unet: nn.Module, config: AIDConfig, slot: MConditionSlot,
                 replace(block.attn1, SpatialAdapterProcessor(
                     block.attn1.processor, SpatialAdapter(channels, hidden)))
             if config.use_mcondition and block.attn2 is not None:
-                mcondition_processor = MConditionAttnProcessor(
-                    block.attn2, block.attn2.processor, slot, config.query_neighbourhood,
-                    config.first_frame_query, config.query_position)
-                replace(block.attn2, mcondition_processor)
-                if mcondition_processor.needs_frame_size:
-                    hooks.append(transformer.register_forward_pre_hook(
-                        mcondition_processor.record_frame_size, with_kwargs=True))
+                replace(block.attn2, MConditionAttnProcessor(
+                    block.attn2, block.attn2.processor, slot))
         if not (config.use_sta or config.use_lta):
             continue
         for block in transformer.temporal_transformer_blocks:
@@ -326,8 +300,6 @@ def parameter_groups(model: AIDModel) -> dict[str, dict[str, nn.Parameter]]:
         group = kinds.get(type(module))
         if group is None and isinstance(module, MConditionAttnProcessor):
             group = "mcondition_attention"
-        if group is None and isinstance(module, FirstFrameEncoder):
-            group = "first_frame_encoder"
         if group is None and isinstance(module, DQFormer):
             group = "dqformer"
         if group is not None:
@@ -381,8 +353,6 @@ class ParameterCounts:
     def table(self) -> str:
         lines = [f"{'part':<26}{'parameters':>15}{'of UNet':>10}"]
         for group, count in self.groups.items():
-            if count == 0 and group in OPTIONAL_GROUPS:
-                continue
             lines.append(f"{group:<26}{count:>15,}{count / self.base_unet:>10.2%}")
         lines.append(f"{'trainable':<26}{self.trainable:>15,}{self.share:>10.2%}")
         lines.append(f"{'base UNet':<26}{self.base_unet:>15,}")

@@ -9,8 +9,9 @@ spatial cross-attention, which training changes), named as in ``AIDModel``. Meta
     aid_base_shapes      JSON {base UNet tensor name: shape}, the base it was trained on
     aid_base_fingerprint sha256 of aid_base_shapes (a short id to compare bases by)
 
-Loading checks the base (naming the first tensor that differs), the config, and that the
-file's tensors and the model's trained parameters are the same set with the same shapes.
+Loading checks the base (naming the first tensor that differs), the config (fields of
+retired experiments load when off, ``AIDConfig.from_json``), and that the file's tensors
+and the model's trained parameters are the same set with the same shapes.
 """
 
 from __future__ import annotations
@@ -97,7 +98,14 @@ def read_aid_metadata(path: str | Path) -> dict[str, str]:
 
 def read_aid_config(path: str | Path) -> AIDConfig:
     """The ``AIDConfig`` stored in an AID weight file."""
-    return AIDConfig.from_json(read_aid_metadata(path)["aid_config"])
+    return _stored_config(read_aid_metadata(path), Path(path))
+
+
+def _stored_config(metadata: dict[str, str], path: Path) -> AIDConfig:
+    try:
+        return AIDConfig.from_json(metadata["aid_config"])
+    except ValueError as error:  # a field of another version, a retired option turned on
+        raise AIDWeightsError(f"{path}: {error}") from None
 
 
 def load_aid_weights(model: AIDModel, path: str | Path) -> None:
@@ -111,7 +119,7 @@ def load_aid_weights(model: AIDModel, path: str | Path) -> None:
     path = Path(path)
     metadata = read_aid_metadata(path)
     _check_base(json.loads(metadata["aid_base_shapes"]), base_unet_shapes(model), path)
-    stored = AIDConfig.from_json(metadata["aid_config"])
+    stored = _stored_config(metadata, path)
     if stored != model.config:
         differing = {
             name: (getattr(stored, name), getattr(model.config, name))

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import yaml
 
-from aid_model.aid.config import AIDConfig
+from aid_model.aid.config import RETIRED_AT, RETIRED_FIELDS, AIDConfig
 
 Dtype = Literal["float32", "bfloat16", "float16"]
 
@@ -37,9 +37,7 @@ Dtype = Literal["float32", "bfloat16", "float16"]
 # turns it on is refused. A key is looked up here only once its field is gone.
 RETIRED: dict[str, Any] = {
     "optim.frozen_groups": [],
-    "aid.query_neighbourhood": 1,
-    "aid.query_position": 0,
-    "aid.first_frame_query": 0,
+    **{f"aid.{name}": off for name, off in RETIRED_FIELDS.items()},
 }
 
 
@@ -363,8 +361,8 @@ def from_dict(cls: type, values: Any, key: str = "") -> Any:
             if value != RETIRED[path]:
                 raise ConfigError(
                     f"{path}={value!r}: that experiment was removed from this version and is "
-                    f"read only while off ({RETIRED[path]!r}); remove the key, or use the "
-                    "version that trained the run"
+                    f"read only while off ({RETIRED[path]!r}); remove the key, or run it with "
+                    f"aid_model at commit {RETIRED_AT}"
                 )
         else:
             close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
