@@ -90,7 +90,7 @@ class AIDUNet(nn.Module):
             (B, T, 4, h, w).
         """
         if mcondition is None:
-            self.slot.set(None, sample.dtype)
+            self.slot.value = None
         else:
             if not self.uses_mcondition:
                 raise ValueError(
@@ -105,8 +105,7 @@ class AIDUNet(nn.Module):
                     f"match the sample, got {tuple(mcondition.shape)}; the DQFormer makes "
                     "AIDConfig.num_frames frames, sample that many"
                 )
-            # The same tensor at every step keeps the processors' key/value cache valid.
-            self.slot.set(mcondition, sample.dtype)
+            self.slot.value = mcondition.flatten(0, 1).to(sample.dtype)
         return self.base(
             sample,
             timestep,
@@ -114,12 +113,6 @@ class AIDUNet(nn.Module):
             added_time_ids=added_time_ids,
             return_dict=return_dict,
         )
-
-    def release_mcondition_cache(self) -> None:
-        """Frees the MCondition attention's cached keys and values (one K and V per layer:
-        352 MiB at svd_xt shape, 16 frames, batch 3, bfloat16); the next call recomputes
-        them."""
-        self.slot.release()
 
 
 class AIDModel(nn.Module):

@@ -307,11 +307,7 @@ class AIDPipeline:
         guided = DualCFG(self.denoiser, *branches, options.guidance(), text_enabled)
         x = noise_to_initial_state(noise.to(self.device), sigmas[0])
         check = FiniteCheck(x.device)
-        try:
-            x = sample(options.sampler, guided, x, sigmas, check.wrap(callback))
-        finally:
-            if self.aid is not None:  # the MCondition's keys and values serve this clip only
-                self.aid.unet.release_mcondition_cache()
+        x = sample(options.sampler, guided, x, sigmas, check.wrap(callback))
         check.raise_if_failed(final=x)
         return x / self.components.vae.config.scaling_factor
 

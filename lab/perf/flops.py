@@ -52,21 +52,6 @@ def _mcondition_projection_flops(unet: torch.nn.Module, rows: int, tokens: int) 
     return total
 
 
-def aid_sampling_flops(guided: list[bool], cached_item: float, projection_item: float) -> float:
-    """FLOPs of AID's UNet calls over a clip whose step i is guided (3 branches) or not
-    (1 branch): every call at its K/V-cached cost, plus the MCondition key/value
-    projections wherever the batched MCondition changes (the first step, and each switch
-    between 3 and 1 branches, whose MConditions are different tensors)."""
-    total, previous = 0.0, None
-    for step_guided in guided:
-        batch = 3 if step_guided else 1
-        total += batch * cached_item
-        if batch != previous:
-            total += batch * projection_item
-        previous = batch
-    return total
-
-
 def run_flops(config: BenchConfig) -> str:
     """FLOP tables for one configuration (see the module docstring)."""
     from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
@@ -107,13 +92,9 @@ def run_flops(config: BenchConfig) -> str:
         model.eval().requires_grad_(False)
         adapters_item = count_flops(lambda: model.unet(**unet_inputs(config), mcondition=None))
         mcondition = torch.randn(1, frames, tokens, width)
-        # A clip's first step computes the MCondition's keys and values; the later steps,
-        # given the same tensor, reuse them.
-        first_item = count_flops(lambda: model.unet(**unet_inputs(config), mcondition=mcondition))
-        cached_item = count_flops(lambda: model.unet(**unet_inputs(config), mcondition=mcondition))
+        aid_item = count_flops(lambda: model.unet(**unet_inputs(config), mcondition=mcondition))
         adapters = {b: b * adapters_item for b in (1, 3)}
-        first = {b: b * first_item for b in (1, 3)}
-        cached = {b: b * cached_item for b in (1, 3)}
+        aid = {b: b * aid_item for b in (1, 3)}
         dqformer = count_flops(lambda: model.build_mcondition(*dqformer_inputs(config)))
         kernels = {"SVD UNet": svd_ops, **_aid_kernel_ops_per_call(model, config)}
         projection_item = _mcondition_projection_flops(unet, frames, tokens)
@@ -126,8 +107,8 @@ def run_flops(config: BenchConfig) -> str:
     guided = [low <= sigma <= high for sigma in karras_sigmas(steps)[:-1].tolist()]
     svd_clip = steps * base[2]
     plain_svd_clip = steps * 2 * plain_item
-    dual_clip = aid_sampling_flops([True] * steps, cached_item, projection_item)
-    interval_clip = aid_sampling_flops(guided, cached_item, projection_item)
+    dual_clip = steps * aid[3]
+    interval_clip = sum(aid[3] if step_guided else aid[1] for step_guided in guided)
     per_clip = encode + clip_flops + decode
 
     def tf(value: float) -> str:
@@ -144,14 +125,11 @@ def run_flops(config: BenchConfig) -> str:
           tf(plain_item), f"{plain_item / base[1]:.3f}×"],
          ["AID UNet, batch 3, MCondition off (adapters only)", tf(adapters[3]),
           f"{adapters[3] / base[3]:.3f}×"],
-         ["AID UNet, batch 3 (dual CFG), K/V cached", tf(cached[3]),
-          f"{cached[3] / base[3]:.3f}×"],
-         ["AID UNet, batch 3 (dual CFG), a clip's first step", tf(first[3]),
-          f"{first[3] / base[3]:.3f}×"],
+         ["AID UNet, batch 3 (dual CFG)", tf(aid[3]), f"{aid[3] / base[3]:.3f}×"],
          ["  of which MCondition key/value projections", tf(projections),
-          f"{projections / first[3]:.1%} of the first step's AID call"],
-         ["AID UNet, batch 1 (outside the guidance interval), K/V cached", tf(cached[1]),
-          f"{cached[1] / base[1]:.3f}×"]])
+          f"{projections / aid[3]:.1%} of the AID call"],
+         ["AID UNet, batch 1 (outside the guidance interval)", tf(aid[1]),
+          f"{aid[1] / base[1]:.3f}×"]])
     clips = table(
         f"Per clip ({steps} steps; guidance interval σ∈[{low:g}, {high:g}] guides {inside})",
         ["part", "GFLOP", "× SVD CFG sampling"],
@@ -166,11 +144,10 @@ def run_flops(config: BenchConfig) -> str:
          ["VAE encode + CLIP image tower + VAE decode", tf(per_clip),
           f"{per_clip / svd_clip:.3%}"]])
     shares = (
-        f"AID modules in a dual-CFG UNet call with the MCondition keys and values cached: "
-        f"adapters {(adapters[3] - base[3]) / cached[3]:.2%}, MCondition attention "
-        f"{(cached[3] - adapters[3]) / cached[3]:.2%}; at a clip's first step "
-        f"{(first[3] - base[3]) / first[3]:.2%} (key/value projections "
-        f"{projections / first[3]:.2%}). Against an SVD CFG without the one-token shortcut, "
+        f"AID modules in a dual-CFG UNet call: adapters "
+        f"{(adapters[3] - base[3]) / aid[3]:.2%}, MCondition attention "
+        f"{(aid[3] - adapters[3]) / aid[3]:.2%} (key/value projections "
+        f"{projections / aid[3]:.2%}). Against an SVD CFG without the one-token shortcut, "
         f"dual CFG is {dual_clip / plain_svd_clip:.3f}× and the interval "
         f"{interval_clip / plain_svd_clip:.3f}×."
     )
@@ -196,19 +173,15 @@ def run_flops(config: BenchConfig) -> str:
 
 def _aid_kernel_ops_per_call(model, config: BenchConfig) -> dict[str, int]:
     """Kernel-launching operations of one AID UNet call (any batch: the count does not
-    depend on it): adapters only, K/V cached, a clip's first step. The inputs are made
-    before counting, so only the call is counted."""
+    depend on it): adapters only, and with MCondition. The inputs are made before
+    counting, so only the call is counted."""
     inputs = unet_inputs(config)
     width = config.unet["cross_attention_dim"]
     mcondition = torch.randn(1, config.frames, config.aid.mcondition_tokens, width)
-    model.unet.release_mcondition_cache()
-    first = total_kernel_ops(lambda: model.unet(**inputs, mcondition=mcondition))
     return {
         "AID UNet, MCondition off (adapters only)":
             total_kernel_ops(lambda: model.unet(**inputs, mcondition=None)),
-        "AID UNet, K/V cached": total_kernel_ops(lambda: model.unet(**inputs,
-                                                                   mcondition=mcondition)),
-        "AID UNet, a clip's first step": first,
+        "AID UNet": total_kernel_ops(lambda: model.unet(**inputs, mcondition=mcondition)),
     }
 
 

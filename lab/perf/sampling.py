@@ -11,9 +11,8 @@ Tables:
    (DQFormer);
 4. VAE decode chunk size against time and peak memory;
 5. with ``--channels-last`` / ``--compile``: the UNet call in those variants;
-6. (only when asked for) the inference shortcuts on and off in one process: the
-   MCondition key/value cache and the one-token cross-attention shortcut, on an SVD UNet
-   call, SVD CFG and AID's dual CFG sampling.
+6. (only when asked for) the one-token cross-attention shortcut on and off in one
+   process, on an SVD UNet call, SVD CFG and AID's dual CFG sampling.
 """
 
 from __future__ import annotations
@@ -242,16 +241,11 @@ class SamplingSetup:
                                                    interval=self.config.guidance_interval),
             "svd-cfg-attention": lambda: self._sampling(aid=False, text_scale=0.0,
                                                         shortcut=False),
-            "aid-dual-no-cache": lambda: self._sampling(aid=True, text_scale=TEXT_SCALE,
-                                                        kv_cache=False),
             "aid-dual-attention": lambda: self._sampling(aid=True, text_scale=TEXT_SCALE,
                                                          shortcut=False),
-            "aid-dual-neither": lambda: self._sampling(aid=True, text_scale=TEXT_SCALE,
-                                                       kv_cache=False, shortcut=False),
             "unet-base": lambda: self._unet_call("base"),
             "unet-adapters": lambda: self._unet_call("adapters"),
             "unet-aid": lambda: self._unet_call("aid"),
-            "unet-aid-first": lambda: self._unet_call("aid-first"),
             "dqformer": self._dqformer,
             "unet-cfg": lambda: self._cfg_unet_call(self.components.unet),
             "unet-cfg-attention": lambda: self._cfg_unet_call(self.components.unet,
@@ -317,12 +311,10 @@ class SamplingSetup:
         return run
 
     def _sampling(self, aid: bool, text_scale: float,
-                  interval: tuple[float, float] | None = None, kv_cache: bool = True,
+                  interval: tuple[float, float] | None = None,
                   shortcut: bool = True) -> Workload:
         """``sample_latents`` only (the stage between encode_conditions and decode);
-        ``kv_cache=False`` drops the MCondition keys and values after every step (each
-        step computes them, as before the cache), ``shortcut=False`` runs the one-token
-        cross-attentions as diffusers does."""
+        ``shortcut=False`` runs the one-token cross-attentions as diffusers does."""
         pipeline = self.aid_pipeline if aid else self.plain_pipeline
         unet = pipeline.denoiser.unet
         conditions = self.aid_conditions if aid else self.plain_conditions
@@ -336,16 +328,11 @@ class SamplingSetup:
         def run() -> dict[str, float]:
             clock = StepClock(device)
 
-            def on_step(info) -> None:
-                clock.mark()
-                if not kv_cache:  # the next step computes the keys and values again
-                    unet.release_mcondition_cache()
-
             switch = (contextlib.nullcontext() if shortcut else
                       single_token_shortcut_disabled(unet))
             with switch:
                 clip = timed(device, lambda: pipeline.sample_latents(
-                    conditions, options, [seed], callback=on_step))
+                    conditions, options, [seed], callback=lambda info: clock.mark()))
             intervals = clock.intervals()
             values = {"clip_s": clip, "step_s": _median(intervals)}
             if interval is not None:
@@ -375,8 +362,7 @@ class SamplingSetup:
     def _unet_call(self, variant: str) -> Workload:
         """One UNet evaluation at dual CFG's batch (3 branches): the plain SVD UNet
         (``base``), AID's with MCondition off (``adapters``: adapters only), or AID's with
-        MCondition at a step after a clip's first (``aid``: the MCondition keys and values
-        cached by the call before) or at a clip's first step (``aid-first``: computed)."""
+        MCondition (``aid``)."""
         inputs = self._unet_inputs(3)
         device = self.device
         if variant == "base":
@@ -387,8 +373,6 @@ class SamplingSetup:
             unet, extra = self.aid_pipeline.denoiser.unet, {"mcondition": mcondition}
 
         def run() -> dict[str, float]:
-            if variant == "aid-first":
-                unet.release_mcondition_cache()
             with torch.no_grad():
                 seconds_taken = timed(device, lambda: unet(**inputs, return_dict=False, **extra))
             return {"call_s": seconds_taken}
@@ -674,28 +658,20 @@ def _aid_modules(setup: SamplingSetup, settings: RunSettings,
     config, repeats = settings.config, settings.repeats
     out: list[str] = []
     log("3. adapters, MCondition attention and DQFormer")
-    names = ["unet-base", "unet-adapters", "unet-aid", "unet-aid-first", "dqformer"]
+    names = ["unet-base", "unet-adapters", "unet-aid", "dqformer"]
     parts = interleave({n: setup.workload(n) for n in names}, repeats, log=log)
     base = parts["unet-base"]["call_s"].median
     adapters = parts["unet-adapters"]["call_s"].median
     full = parts["unet-aid"]["call_s"].median
-    first = parts["unet-aid-first"]["call_s"].median
     dqformer = parts["dqformer"]["clip_s"].median
-    # A clip's sampling: one 3-branch call a step, the first computing the MCondition's
-    # keys and values.
-    aid_clip = first + (config.steps - 1) * full
+    aid_clip = config.steps * full  # a clip's sampling: one 3-branch call a step
     rows = [
         ["SVD UNet (AID detached)", seconds(parts["unet-base"]["call_s"]), "—"],
         ["AID UNet, MCondition off (adapters only)", seconds(parts["unet-adapters"]["call_s"]),
          f"adapters {(adapters - base) / adapters:+.1%} of the call"],
-        ["AID UNet (adapters + MCondition attention), K/V cached",
-         seconds(parts["unet-aid"]["call_s"]),
+        ["AID UNet (adapters + MCondition attention)", seconds(parts["unet-aid"]["call_s"]),
          f"AID modules {(full - base) / full:+.1%} of the call "
          f"(MCondition {(full - adapters) / full:+.1%}); goal ≤ 3 %"],
-        ["AID UNet, a clip's first step (MCondition K/V computed)",
-         seconds(parts["unet-aid-first"]["call_s"]),
-         f"AID modules {(first - base) / first:+.1%} of the call "
-         f"(MCondition {(first - adapters) / first:+.1%})"],
         ["DQFormer, full + null MCondition (once per clip)", seconds(parts["dqformer"]["clip_s"]),
          f"{dqformer / aid_clip:.2%} of a {config.steps}-step clip's AID UNet calls "
          f"({aid_clip:.2f} s)"],
@@ -747,35 +723,30 @@ def _unet_variants(setup: SamplingSetup, settings: RunSettings, channels_last: b
 
 def _inference_shortcuts(setup: SamplingSetup, settings: RunSettings,
                          log: Callable[[str], None]) -> list[str]:
-    """Sampling with the MCondition key/value cache and the one-token cross-attention
-    shortcut on and off, interleaved in one process (the ratios between separate runs
-    move by more than these effects on a shared CPU)."""
+    """Sampling with the one-token cross-attention shortcut on and off, interleaved in one
+    process (the ratios between separate runs move by more than this effect on a shared
+    CPU)."""
     config = settings.config
-    log("6. inference shortcuts on and off")
+    log("6. inference shortcut on and off")
     names = ["unet-cfg", "unet-cfg-attention", "svd-cfg", "svd-cfg-attention", "aid-dual",
-             "aid-dual-no-cache", "aid-dual-attention", "aid-dual-neither"]
+             "aid-dual-attention"]
     times = interleave({n: setup.workload(n) for n in names}, settings.repeats, log=log)
     clip = {name: times[name]["clip_s"].median for name in names if "clip_s" in times[name]}
     calls = {name: times[name]["call_s"] for name in names if "call_s" in times[name]}
     rows = [
-        ["SVD UNet call, batch 2", "on", "—", seconds(calls["unet-cfg"]),
+        ["SVD UNet call, batch 2", "on", seconds(calls["unet-cfg"]),
          ratio(calls["unet-cfg"].median, calls["unet-cfg-attention"].median)],
-        ["SVD UNet call, batch 2", "off", "—", seconds(calls["unet-cfg-attention"]), "1.00×"],
-        ["SVD CFG", "on", "—", seconds(times["svd-cfg"]["clip_s"]),
+        ["SVD UNet call, batch 2", "off", seconds(calls["unet-cfg-attention"]), "1.00×"],
+        ["SVD CFG", "on", seconds(times["svd-cfg"]["clip_s"]),
          ratio(clip["svd-cfg"], clip["svd-cfg-attention"])],
-        ["SVD CFG", "off", "—", seconds(times["svd-cfg-attention"]["clip_s"]), "1.00×"],
-        ["AID dual CFG", "on", "on", seconds(times["aid-dual"]["clip_s"]),
-         ratio(clip["aid-dual"], clip["aid-dual-neither"])],
-        ["AID dual CFG", "on", "off", seconds(times["aid-dual-no-cache"]["clip_s"]),
-         ratio(clip["aid-dual-no-cache"], clip["aid-dual-neither"])],
-        ["AID dual CFG", "off", "on", seconds(times["aid-dual-attention"]["clip_s"]),
-         ratio(clip["aid-dual-attention"], clip["aid-dual-neither"])],
-        ["AID dual CFG", "off", "off", seconds(times["aid-dual-neither"]["clip_s"]), "1.00×"],
+        ["SVD CFG", "off", seconds(times["svd-cfg-attention"]["clip_s"]), "1.00×"],
+        ["AID dual CFG", "on", seconds(times["aid-dual"]["clip_s"]),
+         ratio(clip["aid-dual"], clip["aid-dual-attention"])],
+        ["AID dual CFG", "off", seconds(times["aid-dual-attention"]["clip_s"]), "1.00×"],
     ]
     return [
-        table(f"6. Inference shortcuts, sampling stage ({config.steps} steps), on and off in "
-              "one process", ["sampling", "one-token shortcut", "MCondition K/V cache",
-                              "time", "× both off"], rows),
-        f"Dual CFG × SVD CFG: {clip['aid-dual'] / clip['svd-cfg']:.2f}× with both on, "
-        f"{clip['aid-dual-neither'] / clip['svd-cfg-attention']:.2f}× with both off.",
+        table(f"6. Inference shortcut, sampling stage ({config.steps} steps), on and off in "
+              "one process", ["sampling", "one-token shortcut", "time", "× off"], rows),
+        f"Dual CFG × SVD CFG: {clip['aid-dual'] / clip['svd-cfg']:.2f}× with the shortcut, "
+        f"{clip['aid-dual-attention'] / clip['svd-cfg-attention']:.2f}× without.",
     ]
