@@ -12,8 +12,9 @@ IMAGE_CONTEXTS = ("tokens", "pooled")
 TEXT_TOKENS = 77
 # Fields of experiments that lost, with their "off" value: files written with an option
 # off still load (the field is dropped); one with it on needs the commit that still ran it.
-RETIRED_FIELDS = {"query_neighbourhood": 1, "query_position": 0, "first_frame_query": 0}
-RETIRED_AT = "198c76e"
+# The last commit whose AIDConfig had the experimental fields removed since: files and
+# configs that name them run there.
+EXPERIMENTS_COMMIT = "198c76e"
 
 
 @dataclass(frozen=True)
@@ -149,18 +150,12 @@ class AIDConfig:
     @classmethod
     def from_json(cls, text: str) -> AIDConfig:
         values = json.loads(text)
-        for name, off in RETIRED_FIELDS.items():
-            value = values.pop(name, off)
-            if value != off:
-                raise ValueError(
-                    f"AIDConfig.{name}={value!r} (off: {off}) was an experiment, since removed "
-                    f"from aid_model; run this model with aid_model at commit {RETIRED_AT}"
-                )
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(
-                f"AIDConfig JSON has unknown fields {unknown}; it was written by a newer or "
-                f"different version (known fields: {sorted(known)})"
+                f"AIDConfig JSON has unknown fields {unknown}; it was written by another "
+                f"version of aid_model (experimental fields since removed run at commit "
+                f"{EXPERIMENTS_COMMIT}; known fields: {sorted(known)})"
             )
         return cls(**values)

@@ -28,18 +28,9 @@ from typing import Any, Literal
 
 import yaml
 
-from aid_model.aid.config import RETIRED_AT, RETIRED_FIELDS, AIDConfig
+from aid_model.aid.config import EXPERIMENTS_COMMIT, AIDConfig
 
 Dtype = Literal["float32", "bfloat16", "float16"]
-
-# Experiments removed from the schema, at the value that had them off: a stored run's
-# config (a checkpoint's, a resolved_config.json) that has one off still reads, one that
-# turns it on is refused. A key is looked up here only once its field is gone.
-RETIRED: dict[str, Any] = {
-    "optim.frozen_groups": [],
-    **{f"aid.{name}": off for name, off in RETIRED_FIELDS.items()},
-}
-
 
 class ConfigError(ValueError):
     """A training configuration that cannot be used; the message names the key."""
@@ -338,7 +329,7 @@ class TrainConfig:
 
 def from_dict(cls: type, values: Any, key: str = "") -> Any:
     """The dataclass ``cls`` from a nested mapping, strictly: a missing key takes its field's
-    default, a key the class lacks (but a retired experiment's, off: ``RETIRED``) or a value
+    default, a key the class lacks or a value
     of another type is a ``ConfigError`` naming the dotted key, the value and the fix.
 
     Values are not converted, only widened: an int is a float, an integral float an int
@@ -357,18 +348,13 @@ def from_dict(cls: type, values: Any, key: str = "") -> Any:
         path = f"{key}.{name}" if key else name
         if name in known:
             kwargs[name] = _typed(value, hints[name], path)
-        elif path in RETIRED:
-            if value != RETIRED[path]:
-                raise ConfigError(
-                    f"{path}={value!r}: that experiment was removed from this version and is "
-                    f"read only while off ({RETIRED[path]!r}); remove the key, or run it with "
-                    f"aid_model at commit {RETIRED_AT}"
-                )
         else:
             close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
             fix = f"did you mean '{key + '.' if key else ''}{close[0]}'? " if close else ""
             raise ConfigError(f"unknown config key {path!r} (= {value!r}); {fix}"
-                              f"known keys in {where}: {', '.join(known)}")
+                              f"known keys in {where}: {', '.join(known)} (a run of another "
+                              f"version: experiments since removed run at commit "
+                              f"{EXPERIMENTS_COMMIT})")
     try:
         return cls(**kwargs)
     except ValueError as error:  # AIDConfig's own checks
