@@ -255,6 +255,9 @@ def read_jobs(csv_path: Path, workflow: dict) -> list[Job]:
             rows = [(reader.line_num, row) for row in reader]
     except OSError as problem:
         raise JobsError(f"cannot read jobs file {csv_path}: {problem}") from None
+    except UnicodeDecodeError as problem:
+        raise JobsError(f"jobs file {csv_path} is not UTF-8 text (byte {problem.start}: "
+                        f"{problem.reason}); save it as a UTF-8 CSV") from None
     if not header:
         raise JobsError(f"{csv_path} has no header row; the first line names the columns")
 

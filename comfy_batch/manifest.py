@@ -29,7 +29,8 @@ class Manifest:
                 file.seek(-1, os.SEEK_END)
                 self._needs_newline = file.read(1) != b"\n"
         if path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
+            # errors="replace": a damaged line is skipped below like a torn one.
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
                 try:
                     record = json.loads(line)
                     self.records[str(record["key"])] = record

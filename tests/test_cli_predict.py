@@ -148,29 +148,14 @@ def test_help_explains_every_option_with_its_default(capsys):
     assert f"(default: {general.sampler})" in flat
 
 
-def test_bad_paths_fail_before_loading_models(files, tmp_path):
+def test_bad_paths_fail_before_loading_models(files, tmp_path, capsys):
     folder, model_args = files
+    missing = ["predict", *model_args, "--image", str(tmp_path / "nothing.png"),
+               "--instruction", "x", "--out", str(tmp_path / "o.mp4")]
+    assert main(missing) == 1
+    assert "nothing.png" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError, match=r"nothing\.png"):
-        main(
-            [
-                "predict",
-                *model_args,
-                "--image",
-                str(tmp_path / "nothing.png"),
-                "--instruction",
-                "x",
-                "--out",
-                str(tmp_path / "o.mp4"),
-            ]
-        )
-    with pytest.raises(SystemExit, match=r"\.mp4"):
-        main(
-            [
-                "predict",
-                *model_args,
-                "--image",
-                str(folder / "first.png"),
-                "--out",
-                str(tmp_path / "o.avi"),
-            ]
-        )
+        main([*missing, "--debug"])  # --debug: the exception itself, with its traceback
+    assert main(["predict", *model_args, "--image", str(folder / "first.png"),
+                 "--out", str(tmp_path / "o.avi")]) == 1
+    assert "--out must end in .mp4" in capsys.readouterr().err

@@ -8,16 +8,25 @@ spatial cross-attention, which training changes), named as in ``AIDModel``. Meta
     aid_config           AIDConfig as JSON
     aid_base_shapes      JSON {base UNet tensor name: shape}, the base it was trained on
     aid_base_fingerprint sha256 of aid_base_shapes (a short id to compare bases by)
+    aid_trained_with     JSON {"unet_attention_heads": [...], "unet_head_channels": c,
+                         "text_encoder": text_encoder.identity record or absent}; files
+                         written before it was added load as before
 
+Before anything is built, the config's sizes are checked against the tensors' shapes in the
+header (a crafted config cannot make the builder allocate what the file does not hold).
 Loading checks the base (naming the first tensor that differs), the config (fields of
-retired experiments load when off, ``AIDConfig.from_json``), and that the file's tensors
-and the model's trained parameters are the same set with the same shapes.
+retired experiments load when off, ``AIDConfig.from_json``), that the file's tensors and the
+model's trained parameters are the same set with the same shapes, and warns when the UNet's
+attention heads differ from those it was trained with; ``check_text_encoder`` compares the
+text encoder.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,11 +34,14 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from aid_model.aid.adapters import bottleneck_width
 from aid_model.aid.config import AIDConfig
 from aid_model.aid.model import AIDModel, SVDLike, attach_aid, base_unet_parameters
 from aid_model.aid.model import trainable_parameters as _trainable
 from aid_model.atomic import atomic_path
-from aid_model.safetensors_io import CheckpointError, check_safetensors_file
+from aid_model.safetensors_io import CheckpointError, check_safetensors_file, read_shapes
+
+logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = "2"
 # Format 1 scaled the MCondition branch by a scalar gate through SVD's shared output
@@ -54,16 +66,39 @@ def fingerprint(shapes: dict[str, list[int]]) -> str:
     return hashlib.sha256(json.dumps(shapes, sort_keys=True).encode()).hexdigest()
 
 
-def save_aid_weights(model: AIDModel, path: str | Path) -> Path:
-    """Writes the trained parameters and their metadata to ``path`` (.safetensors)."""
+def unet_heads(model: AIDModel) -> dict:
+    """{"unet_attention_heads": heads per block, "unet_head_channels": channels per head}
+    of the base UNet (what ``--unet-head-channels`` chose when it was loaded)."""
+    config = model.unet.base.config
+    channels = list(config.block_out_channels)
+    heads = config.num_attention_heads
+    heads = [heads] * len(channels) if isinstance(heads, int) else list(heads)
+    return {"unet_attention_heads": heads, "unet_head_channels": channels[0] // heads[0]}
+
+
+def save_aid_weights(model: AIDModel, path: str | Path, text_encoder=None) -> Path:
+    """Writes the trained parameters and their metadata to ``path`` (.safetensors).
+
+    Args:
+        text_encoder: the ``TextEncoder`` trained with, or its identity record
+            (``text_encoder.identity``); recorded so that loading can tell another one.
+    """
     path = Path(path)
     tensors = {n: p.detach().to("cpu").contiguous() for n, p in _trainable(model).items()}
     shapes = base_unet_shapes(model)
+    trained_with = unet_heads(model)
+    if text_encoder is not None:
+        if not isinstance(text_encoder, dict):
+            from aid_model.text_encoder.identity import text_encoder_identity
+
+            text_encoder = text_encoder_identity(text_encoder)
+        trained_with["text_encoder"] = text_encoder
     metadata = {
         "aid_format_version": FORMAT_VERSION,
         "aid_config": model.config.to_json(),
         "aid_base_shapes": json.dumps(shapes),
         "aid_base_fingerprint": fingerprint(shapes),
+        "aid_trained_with": json.dumps(trained_with),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as temporary:  # readable by others, never left half-written
@@ -118,8 +153,9 @@ def load_aid_weights(model: AIDModel, path: str | Path) -> None:
     """
     path = Path(path)
     metadata = read_aid_metadata(path)
-    _check_base(json.loads(metadata["aid_base_shapes"]), base_unet_shapes(model), path)
     stored = _stored_config(metadata, path)
+    check_config_against_header(stored, read_shapes(path), path)
+    _check_base(_json_field(metadata, "aid_base_shapes", path), base_unet_shapes(model), path)
     if stored != model.config:
         differing = {
             name: (getattr(stored, name), getattr(model.config, name))
@@ -151,6 +187,7 @@ def load_aid_weights(model: AIDModel, path: str | Path) -> None:
                         f"but {list(target.shape)} in the model"
                     )
                 target.copy_(tensor.to(device=target.device, dtype=target.dtype))
+    _check_unet_heads(trained_with(path, metadata), unet_heads(model), path)
 
 
 def _tensors_as_current_format(file, version: str) -> dict[str, Callable[[], torch.Tensor]]:
@@ -170,8 +207,12 @@ def _tensors_as_current_format(file, version: str) -> dict[str, Callable[[], tor
 
 
 def attach_aid_from_file(components: SVDLike, path: str | Path) -> AIDModel:
-    """``attach_aid`` with the file's config, then ``load_aid_weights``."""
-    model = attach_aid(components, read_aid_config(path))
+    """``attach_aid`` with the file's config, then ``load_aid_weights``; the config is
+    checked against the tensors' shapes in the header before anything is built."""
+    path = Path(path)
+    config = read_aid_config(path)
+    check_config_against_header(config, read_shapes(path), path)
+    model = attach_aid(components, config)
     try:
         load_aid_weights(model, path)
     except AIDWeightsError:
@@ -192,3 +233,145 @@ def _check_base(stored: dict[str, list[int]], current: dict[str, list[int]], pat
                 f"{fingerprint(stored)[:12]} vs {fingerprint(current)[:12]}); load it onto "
                 "the SVD variant it was trained on"
             )
+
+
+def _json_field(metadata: dict[str, str], key: str, path: Path):
+    try:
+        return json.loads(metadata[key])
+    except (KeyError, json.JSONDecodeError) as error:
+        raise AIDWeightsError(
+            f"{path}: metadata {key!r} is missing or not JSON ({error}); the file is damaged "
+            "or was not written by save_aid_weights") from None
+
+
+# --- the config against the header, before building -----------------------------------------
+
+_LAYER = re.compile(r"^dqformer\.(multimodal|decomposed)_layers\.(\d+)\.")
+_ADAPTERS = (("spatial_adapter", "without_sa", "use_sa"),
+             ("short_term_adapter", "without_sta", "use_sta"),
+             ("long_term_adapter", "without_lta", "use_lta"))
+
+
+def check_config_against_header(config: AIDConfig, shapes: dict[str, tuple[int, ...]],
+                                path: str | Path) -> None:
+    """Raises AIDWeightsError (the file, the config key, both values) when a size in the
+    file's ``aid_config`` disagrees with its tensors' shapes (read from the header only).
+
+    Every size that decides how much the builder allocates is checked: the DQFormer's
+    queries (num_frames × queries_per_frame × width), its width and layer count, which
+    parts exist, and the adapters' bottleneck widths (adapter_ratio).
+    """
+    path = Path(path)
+
+    def refuse(key: str, config_value, file_value, evidence: str) -> AIDWeightsError:
+        return AIDWeightsError(
+            f"{path}: its aid_config has {key}={config_value!r} but its tensors say "
+            f"{key}={file_value!r} ({evidence}); the file is damaged or its metadata was "
+            "edited: refusing to build a model from it"
+        )
+
+    parts = {
+        "without_mcondition": any(name.startswith("dqformer.") for name in shapes),
+        "without_me": any(name.startswith("dqformer.multimodal_layers.") for name in shapes),
+        "without_de": "dqformer.queries" in shapes,
+        "without_states": any(".state_attention." in name for name in shapes),
+    }
+    wanted = {"without_mcondition": config.use_mcondition, "without_me": config.use_me,
+              "without_de": config.use_de, "without_states": config.use_states}
+    for key, present in parts.items():
+        if wanted[key] != present:
+            raise refuse(key, getattr(config, key), not present,
+                         "tensors of that part are " + ("present" if present else "absent"))
+    if "dqformer.queries" in shapes:
+        queries = shapes["dqformer.queries"]
+        if len(queries) != 3:
+            raise refuse("queries_per_frame", config.queries_per_frame, None,
+                         f"tensor 'dqformer.queries' has shape {list(queries)}, not (T, N, width)")
+        for key, value in zip(("num_frames", "queries_per_frame"), queries[:2], strict=True):
+            if getattr(config, key) != value:
+                raise refuse(key, getattr(config, key), value,
+                             f"tensor 'dqformer.queries' has shape {list(queries)}")
+    layers = {int(m.group(2)) for m in map(_LAYER.match, shapes) if m}
+    if config.use_mcondition and max(layers, default=-1) + 1 != config.dqformer_layers:
+        raise refuse("dqformer_layers", config.dqformer_layers, max(layers, default=-1) + 1,
+                     "counted from the dqformer.*_layers.N tensors")
+    norms = [(name, shape) for name, shape in shapes.items()
+             if _LAYER.match(name) and name.endswith(".self_attention.norm.weight")]
+    if norms:
+        name, shape = norms[0]
+        width = shape[0]
+        if config.dqformer_width is not None and config.dqformer_width != width:
+            raise refuse("dqformer_width", config.dqformer_width, width,
+                         f"tensor '{name}' has shape {list(shape)}")
+        if width % config.dqformer_heads:
+            raise refuse("dqformer_heads", config.dqformer_heads, f"a divisor of {width}",
+                         f"the DQFormer width from tensor '{name}'")
+    for kind, key, use in _ADAPTERS:
+        downs = [(n, s) for n, s in shapes.items() if n.endswith(f".{kind}.down.weight")]
+        if getattr(config, use) != bool(downs):
+            raise refuse(key, getattr(config, key), not downs,
+                         f"{kind} tensors are {'present' if downs else 'absent'}")
+        for name, shape in downs:
+            hidden, channels = shape
+            if bottleneck_width(channels, config.adapter_ratio) != hidden:
+                raise refuse("adapter_ratio", config.adapter_ratio, round(hidden / channels, 6),
+                             f"tensor '{name}' has shape {list(shape)}")
+            if kind == "long_term_adapter" and hidden % config.adapter_attention_heads:
+                raise refuse("adapter_attention_heads", config.adapter_attention_heads,
+                             f"a divisor of {hidden}", f"tensor '{name}' has shape {list(shape)}")
+
+
+# --- what it was trained with ---------------------------------------------------------------
+
+
+def trained_with(path: str | Path, metadata: dict[str, str] | None = None) -> dict | None:
+    """The file's ``aid_trained_with`` record, or None for files written before it."""
+    metadata = read_aid_metadata(path) if metadata is None else metadata
+    if "aid_trained_with" not in metadata:
+        return None
+    return _json_field(metadata, "aid_trained_with", Path(path))
+
+
+def _check_unet_heads(record: dict | None, current: dict, path: Path) -> None:
+    if record is None or "unet_attention_heads" not in record:
+        return
+    if record["unet_attention_heads"] != current["unet_attention_heads"]:
+        logger.warning(
+            "%s was trained on a UNet with %s attention heads (unet_head_channels %s), this "
+            "one has %s (unet_head_channels %s): its outputs will be wrong; load the SVD with "
+            "--unet-head-channels %s", path, record["unet_attention_heads"],
+            record.get("unet_head_channels"), current["unet_attention_heads"],
+            current["unet_head_channels"], record.get("unet_head_channels"))
+
+
+def check_text_encoder(path: str | Path, text_encoder) -> None:
+    """Compares the text encoder with the one the AID file records (nothing for older files).
+
+    Raises AIDWeightsError for another width (its embeddings cannot enter the DQFormer);
+    warns (one line) for another vocabulary or token embedding of the same width, which
+    runs but conditions on the wrong embeddings.
+    """
+    path = Path(path)
+    record = (trained_with(path) or {}).get("text_encoder")
+    if record is None or text_encoder is None:
+        return
+    from aid_model.text_encoder.identity import same_embedding, text_encoder_identity
+
+    current = text_encoder_identity(text_encoder) if not isinstance(text_encoder, dict) \
+        else text_encoder
+    if record["width"] != current["width"]:
+        raise AIDWeightsError(
+            f"{path} was trained with a text encoder of width {record['width']}, this one has "
+            f"width {current['width']}: its embeddings cannot be used; load the text encoder "
+            "it was trained with (OpenCLIP ViT-H/14: 1024)"
+        )
+    if record["vocab_size"] != current["vocab_size"]:
+        logger.warning(
+            "%s was trained with a text encoder of vocabulary %d, this one has %d: the "
+            "instructions will be read wrongly; load the text encoder it was trained with",
+            path, record["vocab_size"], current["vocab_size"])
+    elif not same_embedding(record, current):
+        logger.warning(
+            "%s was trained with another text encoder of the same size (its token embedding "
+            "differs): the instructions will be read differently; load the text encoder it "
+            "was trained with", path)

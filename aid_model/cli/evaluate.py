@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from aid_model.cli.checks import check_options
 from aid_model.pipeline.options import PredictionOptions
 
 PROG = "python -m aid_model evaluate"
@@ -149,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         settings = settings_from_args(args, config)
         settings.validate()
         if not settings.self_check:
-            settings.options.validate()
+            check_options(settings.options)
     except (ConfigError, ValueError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2

@@ -6,6 +6,17 @@ import argparse
 import re
 from pathlib import Path
 
+from aid_model.cli.checks import (
+    UsageError,
+    check_input,
+    check_options,
+    check_output_file,
+    check_output_folder,
+    check_positive,
+    image_suffixes,
+    read_text_lines,
+)
+
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows each option's default, except where the help already states it or there is
@@ -167,18 +178,75 @@ def _options(args: argparse.Namespace):
     return options
 
 
+def _check_model_arguments(args: argparse.Namespace) -> int | None:
+    """Checks the model options without loading a model; returns the AID model's T (from
+    the weight file's header) when --aid is given."""
+    import torch
+
+    from aid_model.pipeline.loading import parse_dtype
+
+    if args.demo:
+        if args.svd or args.aid or args.text_encoder:
+            raise UsageError("--demo uses the bundled model: leave out --svd/--aid/--text-encoder")
+    elif args.svd is None:
+        raise UsageError("give --svd (an SVD checkpoint or diffusers folder), or --demo")
+    check_input(args.svd, "--svd")
+    check_input(args.aid, "--aid", "file")
+    check_input(args.text_encoder, "--text-encoder")
+    check_input(args.tokenizer, "--tokenizer", "folder")
+    if args.aid is not None and args.text_encoder is None:
+        raise UsageError("--aid needs --text-encoder (the OpenCLIP ViT-H text tower the AID "
+                         "model was trained with)")
+    try:
+        parse_dtype(args.dtype)
+    except ValueError as error:
+        raise UsageError(f"--dtype: {error}") from None
+    try:
+        device = torch.device(args.device)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"--device {args.device!r} is not a device (cpu, cuda, cuda:1, mps, "
+                         "...)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {args.device}: CUDA is not available here; use --device cpu")
+    check_positive(args.unet_head_channels, "--unet-head-channels")
+    check_positive(args.clip_num_heads, "--clip-num-heads")
+    check_positive(args.text_num_heads, "--text-num-heads")
+    if args.aid is None:
+        return None
+    from aid_model.aid.weights import check_config_against_header, read_aid_config
+    from aid_model.safetensors_io import read_shapes
+
+    config = read_aid_config(args.aid)  # header only: a wrong file is named in seconds
+    check_config_against_header(config, read_shapes(args.aid), args.aid)
+    return config.num_frames
+
+
+def _checked_options(args: argparse.Namespace, images: list) -> object:
+    """Every option and output checked, before any model is loaded; the options."""
+    model_frames = _check_model_arguments(args)
+    options = _options(args)
+    if options.num_frames is None and model_frames is not None:
+        options = options.with_(num_frames=model_frames)
+    check_options(options, num_reference_frames=len(images))
+    _check_images(images)
+    return options
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    check_output_file(args.out, "--out", (".mp4",))
+    check_output_file(args.gif, "--gif", (".gif",))
+    check_output_file(args.webp, "--webp", (".webp",))
+    check_output_file(args.contact_sheet, "--contact-sheet", image_suffixes())
+    check_output_folder(args.frames_dir, "--frames-dir")
+
+
 def _pipeline(args: argparse.Namespace):
     from aid_model.pipeline import load_pipeline
 
     if args.demo:
-        if args.svd or args.aid or args.text_encoder:
-            raise SystemExit("--demo uses the bundled model: leave out --svd/--aid/--text-encoder")
         from aid_model.demo.load import load_demo_pipeline
 
         return load_demo_pipeline(device=args.device)
-    if args.svd is None:
-        raise SystemExit("give --svd (an SVD checkpoint or diffusers folder), or --demo")
-
     return load_pipeline(
         args.svd, aid=args.aid, text_encoder=args.text_encoder, tokenizer=args.tokenizer,
         dtype=args.dtype, device=args.device, unet_head_channels=args.unet_head_channels,
@@ -189,9 +257,7 @@ def _pipeline(args: argparse.Namespace):
 def _read_states(path: Path | None) -> list[str] | None:
     if path is None:
         return None
-    if not path.is_file():
-        raise SystemExit(f"--states-file {path} does not exist")
-    states = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    states = [line.strip() for line in read_text_lines(path, "--states-file")]
     return [s for s in states if s] or None
 
 
@@ -234,19 +300,14 @@ def _write(video, args: argparse.Namespace, out: Path) -> list[Path]:
     return written
 
 
-def _check_out(path: Path) -> None:
-    if path.suffix.lower() != ".mp4":
-        raise SystemExit(f"--out must end in .mp4, got {path}")
-
-
 def run_predict(args: argparse.Namespace) -> int:
-    _check_out(args.out)
-    _check_images(args.image)
+    _check_outputs(args)
     states = _read_states(args.states_file)
+    options = _checked_options(args, args.image)
     pipeline = _pipeline(args)
     bar, update = _progress("predict")
     with bar:
-        video = pipeline.predict(args.image, args.instruction, states, _options(args), update)
+        video = pipeline.predict(args.image, args.instruction, states, options, update)
     for path in _write(video, args, args.out):
         print(f"wrote {path}")
     return 0
@@ -255,13 +316,17 @@ def run_predict(args: argparse.Namespace) -> int:
 def run_long(args: argparse.Namespace) -> int:
     from aid_model.pipeline import predict_long_video
 
-    _check_out(args.out)
-    _check_images(args.image)
+    _check_outputs(args)
+    options = _checked_options(args, args.image)
+    check_positive(args.overlap, "--overlap", unset_ok=False)
+    if options.num_frames is not None and args.overlap >= options.num_frames:
+        raise UsageError(f"--overlap {args.overlap} must be smaller than the segment's "
+                         f"{options.num_frames} frames (--frames)")
     pipeline = _pipeline(args)
     bar, update = _progress("long video")
     with bar:
         video = predict_long_video(pipeline, args.image, args.instruction, args.overlap,
-                                   options=_options(args), callback=update)
+                                   options=options, callback=update)
     for path in _write(video, args, args.out):
         print(f"wrote {path}")
     return 0
@@ -276,11 +341,12 @@ def slug(text: str, limit: int = 40) -> str:
 def run_manipulate(args: argparse.Namespace) -> int:
     from aid_model.video_io import write_animation, write_contact_sheet, write_mp4
 
-    _check_images([args.image])
+    check_output_folder(args.out_dir, "--out-dir")
+    options = _checked_options(args, [args.image])
     pipeline = _pipeline(args)
     bar, update = _progress("manipulate")
     with bar:
-        videos = pipeline.manipulate(args.image, args.instruction, options=_options(args),
+        videos = pipeline.manipulate(args.image, args.instruction, options=options,
                                      callback=update)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     for index, (instruction, video) in enumerate(zip(args.instruction, videos, strict=True)):

@@ -13,6 +13,7 @@ video file, frame n of the CSV is decoded frame n − 1. The instruction is the 
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 from aid_model.data.records import (
@@ -20,6 +21,7 @@ from aid_model.data.records import (
     EmptyDatasetError,
     RecordSet,
     normalize_text,
+    not_text_error,
     split_name,
 )
 
@@ -92,9 +94,11 @@ def read_epic100(
     split = split_name(split, SPLITS)
     csv_path = Path(annotations) if annotations is not None else find_annotations(root, split)
     try:
-        file = csv_path.open(newline="", encoding="utf-8-sig")
+        file = io.StringIO(csv_path.read_text(encoding="utf-8-sig"), newline="")
     except OSError as error:
         raise ValueError(f"epic100: cannot read {csv_path}: {error}") from None
+    except UnicodeDecodeError as error:
+        raise not_text_error(csv_path, error, "the EPIC_100 annotation CSV") from None
     sources: dict[str, tuple[str, Path] | None] = {}
     records, dropped = [], []
     with file:

@@ -32,6 +32,7 @@ from aid_model.data.records import (
     EmptyDatasetError,
     RecordSet,
     normalize_text,
+    not_text_error,
 )
 
 ANNOTATION_NAMES = ("annotations.csv", "annotations.jsonl", "metadata.csv", "metadata.jsonl")
@@ -58,6 +59,13 @@ def find_annotation_file(root: Path) -> Path:
 
 def read_rows(path: Path) -> Iterator[tuple[int, dict]]:
     """(line number, row dict) of a CSV (header line) or JSONL annotation file."""
+    try:
+        yield from _read_rows(path)
+    except UnicodeDecodeError as error:
+        raise not_text_error(path, error, "a CSV or JSONL annotation file") from None
+
+
+def _read_rows(path: Path) -> Iterator[tuple[int, dict]]:
     if path.suffix.lower() == ".jsonl":
         with path.open(encoding="utf-8") as file:
             for number, line in enumerate(file, 1):

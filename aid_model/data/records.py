@@ -17,6 +17,14 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 VIDEO_SUFFIXES = (".webm", ".mp4", ".avi", ".mov", ".mkv", ".m4v", ".gif", ".mpg", ".mpeg")
 
 
+def not_text_error(path: str | Path, error: UnicodeDecodeError, expected: str) -> ValueError:
+    """The one-line error for a file that should be UTF-8 text and is not (a binary file,
+    another encoding): names the file and the first bad byte."""
+    byte = error.object[error.start:error.start + 1].hex()
+    return ValueError(f"{path} is not UTF-8 text (byte 0x{byte}: {error.reason}); expected "
+                      f"{expected}")
+
+
 class EmptyDatasetError(ValueError):
     """A dataset that yields nothing; the message names the path and the expected layout."""
 

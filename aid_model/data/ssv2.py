@@ -18,6 +18,7 @@ from aid_model.data.records import (
     EmptyDatasetError,
     RecordSet,
     normalize_text,
+    not_text_error,
     split_name,
 )
 
@@ -105,6 +106,8 @@ def read_ssv2(
         entries = json.loads(labels_path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
         raise ValueError(f"ssv2: cannot read label file {labels_path}: {error}") from None
+    except UnicodeDecodeError as error:
+        raise not_text_error(labels_path, error, "the SSv2 label JSON") from None
     if not isinstance(entries, list):
         raise ValueError(
             f"ssv2: {labels_path} should hold a JSON list of {{id, template, placeholders}} "

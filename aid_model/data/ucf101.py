@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aid_model.data.records import ClipRecord, EmptyDatasetError, RecordSet, split_name
+from aid_model.data.records import (
+    ClipRecord,
+    EmptyDatasetError,
+    RecordSet,
+    not_text_error,
+    split_name,
+)
 from aid_model.data.ucf101_captions import ucf101_caption
 
 SPLITS = ("train", "test", "all")
@@ -64,7 +70,11 @@ def read_ucf101(root: str | Path, split: str = "train", *, fold: int = 1) -> Rec
     if split == "all":
         wanted = [(path.parent.name, path.name) for path in videos.values()]
     else:
-        lines = find_split_file(root, split, fold).read_text(encoding="utf-8").splitlines()
+        split_file = find_split_file(root, split, fold)
+        try:
+            lines = split_file.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as error:
+            raise not_text_error(split_file, error, "a UCF-101 split list") from None
         wanted = []
         for line in lines:
             if line.strip():

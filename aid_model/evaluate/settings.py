@@ -7,11 +7,12 @@ which feature networks, how many samples and how to sample them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aid_model.pipeline.options import PredictionOptions
+from aid_model.pipeline.options import SEED_MAX, PredictionOptions
 
 # The options a prediction takes from the data rather than from the user: T, the size and
 # (by default) the fps are each validation clip's own.
@@ -78,8 +79,20 @@ class EvaluationSettings:
                 "runs/ssv2/aid_final.safetensors), or --self-check to evaluate the real clips "
                 "against themselves"
             )
-        if self.fps is not None and self.fps < 1:
-            raise ValueError(f"--fps must be >= 1 (SVD embeds fps − 1), got {self.fps}")
+        if self.fps is not None and not (math.isfinite(self.fps) and self.fps >= 1):
+            raise ValueError(f"--fps must be a finite number >= 1 (SVD embeds fps − 1), got "
+                             f"{self.fps}")
+        last_seed = self.seed + max(self.num_samples - 1, 0) if isinstance(self.seed, int) else None
+        if last_seed is None or self.seed < 0 or last_seed > SEED_MAX:
+            raise ValueError(f"--seed must be a whole number from 0 to {SEED_MAX} − (N − 1) "
+                             f"(sample i uses SEED + i), got {self.seed!r}")
+        if Path(self.out_dir).exists() and not Path(self.out_dir).is_dir():
+            raise ValueError(f"--out {self.out_dir} is a file; give a folder")
+        for flag, path in (("--i3d", self.i3d), ("--inception", self.inception),
+                           ("--aid", None if self.self_check else self.aid)):
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"{flag} {path} " + (
+                    "is a folder; give the file" if Path(path).is_dir() else "does not exist"))
         if self.preview < 0:
             raise ValueError(f"--preview must be >= 0, got {self.preview}")
         if self.kvd_subset_size is not None and self.kvd_subset_size < 2:

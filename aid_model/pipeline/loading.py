@@ -40,6 +40,7 @@ def load_pipeline(
 ) -> AIDPipeline:
     """SVD (+ AID weights + text encoder) → ``AIDPipeline``; AID needs the text encoder."""
     from aid_model.aid import attach_aid_from_file
+    from aid_model.aid.weights import check_text_encoder
     from aid_model.svd import load_svd
     from aid_model.text_encoder import load_text_encoder
 
@@ -65,5 +66,8 @@ def load_pipeline(
             device=device,
             num_heads=text_num_heads,
         )
-    model = attach_aid_from_file(components, aid) if aid is not None else None
+    model = None
+    if aid is not None:
+        check_text_encoder(aid, encoder)  # before the model is built: another width refuses
+        model = attach_aid_from_file(components, aid)
     return AIDPipeline(components, model, encoder)

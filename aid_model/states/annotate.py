@@ -13,6 +13,7 @@ and ``instruction``.
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -155,7 +156,12 @@ def read_csv_samples(path: str | Path) -> list[StateSample]:
     samples: list[StateSample] = []
     problems: list[str] = []
     # utf-8-sig: spreadsheet programs start CSV files with a byte-order mark.
-    with csv_path.open(newline="", encoding="utf-8-sig") as file:
+    try:
+        text = csv_path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"dataset CSV {str(csv_path)!r} is not UTF-8 text (byte {error.start}: "
+                         f"{error.reason}); expected columns image,instruction") from None
+    with io.StringIO(text, newline="") as file:
         reader = csv.DictReader(file)
         found = [name.strip() for name in reader.fieldnames or []]
         missing = [name for name in CSV_COLUMNS if name not in found]

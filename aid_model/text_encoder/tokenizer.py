@@ -14,6 +14,7 @@ vocabulary and merges; this wrapper adds what it does not do the open_clip way:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +23,8 @@ import torch
 from transformers import CLIPTokenizer, PreTrainedTokenizerBase
 
 from .cleaning import clean_text
+
+logger = logging.getLogger(__name__)
 
 CONTEXT_LENGTH = 77
 PAD_ID = 0  # open_clip pads with zeros (the id of "!"), not with EOT
@@ -122,11 +125,22 @@ class OpenCLIPTokenizer:
             raise TypeError(f"expected a list of strings, got one string {texts!r}; pass [text]")
         ids = torch.full((len(texts), self.context_length), self.pad_id, dtype=torch.long)
         keep = self.context_length - 2
+        cut: list[tuple[str, int]] = []  # (text, tokens dropped)
         for row, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"texts[{row}] is {type(text).__name__}, expected str")
-            tokens = [self.sot_id, *self.encode(text)[:keep], self.eot_id]
+            encoded = self.encode(text)
+            if len(encoded) > keep:
+                cut.append((text, len(encoded) - keep))
+            tokens = [self.sot_id, *encoded[:keep], self.eot_id]
             ids[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+        if cut:  # once per call: a batch of long states is one warning, not one per text
+            text, dropped = cut[0]
+            others = f" (and {len(cut) - 1} more texts cut)" if len(cut) > 1 else ""
+            logger.warning(
+                "the text encoder reads %d tokens per text: %d tokens dropped from the end of "
+                "%r%s; shorten the instruction or states to keep their ends",
+                keep, dropped, text[:80] + ("…" if len(text) > 80 else ""), others)
         return ids
 
     def save_pretrained(self, folder: str | Path) -> None:

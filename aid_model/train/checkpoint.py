@@ -7,16 +7,22 @@
 
 A folder is written under a temporary name (``.step_00001000.tmp-PID``), every file synced,
 then renamed: a crash leaves either the complete folder or none (temporaries are ignored
-and removed by the next run).
+and removed by the next run). A folder damaged afterwards (a disk filled up, a partial
+copy) is found when resuming, and the previous checkpoint is used instead, saying so.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import re
 import shutil
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import torch
 
 from aid_model.atomic import atomic_write_file, fsync_path  # noqa: F401 (atomic_write_file: its old home)
 
@@ -25,6 +31,10 @@ WEIGHTS_FILE = "aid.safetensors"
 EMA_WEIGHTS_FILE = "aid_ema.safetensors"
 _NAME = re.compile(r"^step_(\d{8,})$")
 _TEMPORARY = re.compile(r"^\.step_\d{8,}\.(tmp|old)-\d+$")
+
+
+class CheckpointStateError(ValueError):
+    """A checkpoint folder whose files cannot be read; the message names the file."""
 
 
 def checkpoint_name(step: int) -> str:
@@ -124,3 +134,58 @@ def resolve_resume(resume: str, checkpoints_root: str | Path) -> Path | None:
         f"--resume {resume}: no checkpoint there (expected a step_NNNNNNNN folder with "
         f"{STATE_FILE}, a run's output folder, or 'auto')"
     )
+
+
+def read_training_state(folder: str | Path) -> dict[str, Any]:
+    """The folder's ``training_state.pt`` (weights_only), after checking that its weight
+    files are complete; CheckpointStateError naming the file when one is damaged."""
+    from aid_model.safetensors_io import CheckpointError, check_safetensors_file
+
+    folder = Path(folder)
+    for name in (WEIGHTS_FILE, EMA_WEIGHTS_FILE):
+        if name == WEIGHTS_FILE or (folder / name).exists():
+            try:
+                check_safetensors_file(folder / name)
+            except CheckpointError as error:
+                raise CheckpointStateError(str(error)) from None
+    path = folder / STATE_FILE
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError,
+            zipfile.BadZipFile) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CheckpointStateError(
+            f"{path} cannot be read ({reason}): it is truncated or damaged") from None
+    if not isinstance(state, dict):
+        raise CheckpointStateError(f"{path} holds a {type(state).__name__}, not a training state")
+    return state
+
+
+def read_resume_state(resume: str, checkpoints_root: str | Path,
+                      say: Callable[[str], None] = print) -> tuple[Path, dict[str, Any]] | None:
+    """The checkpoint ``--resume`` names and its training state; None for a fresh start.
+
+    For ``auto`` or a run's folder, a newest checkpoint that cannot be read is skipped for
+    the one before it, saying so; a checkpoint folder named explicitly is read or refused.
+    """
+    folder = resolve_resume(resume, checkpoints_root)
+    if folder is None:
+        return None
+    named = Path(resume)
+    explicit = resume != "auto" and (named == folder or named == folder / STATE_FILE)
+    candidates = [folder]
+    if not explicit:
+        candidates = [path for _, path in reversed(list_checkpoints(folder.parent))
+                      if path.name <= folder.name]
+    for index, candidate in enumerate(candidates):
+        try:
+            return candidate, read_training_state(candidate)
+        except CheckpointStateError as error:
+            if index + 1 == len(candidates):
+                older = [p.name for _, p in list_checkpoints(folder.parent)
+                         if p.name < candidate.name]
+                hint = f"; resume from an older one ({older[-1]})" if older and explicit else ""
+                raise CheckpointStateError(f"{error}{hint}") from None
+            say(f"warning: {error}; falling back to the previous checkpoint "
+                f"{candidates[index + 1]}")
+    return None

@@ -42,8 +42,8 @@ from aid_model.train.checkpoint import (
     atomic_write_file,
     list_checkpoints,
     prune_checkpoints,
+    read_resume_state,
     remove_temporaries,
-    resolve_resume,
     write_checkpoint,
 )
 from aid_model.train.config import TrainConfig, with_current_defaults
@@ -52,6 +52,7 @@ from aid_model.train.distributed import DistributedContext
 from aid_model.train.dropout import DropoutRates
 from aid_model.train.ema import EMA
 from aid_model.train.features import FeatureEncoder
+from aid_model.train.lock import RunLock, RunLockedError
 from aid_model.train.logs import RunLog, truncate_log
 from aid_model.train.module import AIDDenoisingModule
 from aid_model.train.objective import LossOutput, ObjectiveSettings, training_loss
@@ -133,6 +134,8 @@ class Trainer:
         self.text_encoder = None
         self.scaler = None
         self.ema: EMA | None = None
+        self.text_identity: dict | None = None  # recorded in the weight files
+        self.lock: RunLock | None = None
         self._threads_before: int | None = None
 
     # --- set-up ---------------------------------------------------------------------------
@@ -152,6 +155,7 @@ class Trainer:
         if self.context is None:
             self.context = DistributedContext.from_environment(config.runtime.device)
         context = self.context
+        self._lock_output_dir()
         device = context.device
         if config.runtime.threads is not None:
             self._threads_before = torch.get_num_threads()  # restored by close()
@@ -176,6 +180,11 @@ class Trainer:
             dataset = build_training_dataset(config.data)
         self.dataset = dataset
         self.train_dataset = self._prepare_data(dataset, device)
+        if self.text_identity is None and self.model.config.use_mcondition:
+            from aid_model.text_encoder.identity import read_text_encoder_identity
+
+            # Every text is cached, the tower was never loaded: its file tells who it is.
+            self.text_identity = read_text_encoder_identity(config.text_encoder.source)
         if cache_only:
             return
         self._null_text = self._null_text_embeddings(device)
@@ -208,10 +217,14 @@ class Trainer:
             on_epoch_end=self._report_skips)
         resumed_from = None
         if resume is not None:
-            folder = resolve_resume(resume, self.checkpoint_dir)
-            if folder is not None:
-                self._load_state(folder)
-                resumed_from = folder
+            def say(message: str) -> None:
+                if context.is_main:
+                    print(message, flush=True)
+
+            found = read_resume_state(resume, self.checkpoint_dir, say)
+            if found is not None:
+                resumed_from, state = found
+                self._load_state(resumed_from, state)
             elif context.is_main:
                 print(f"--resume {resume}: no checkpoint in {self.checkpoint_dir}; starting fresh",
                       flush=True)
@@ -232,6 +245,19 @@ class Trainer:
         if resumed_from is not None:
             self.log.message(f"resumed from {resumed_from} at step {self.step}")
         self._describe()
+
+    def _lock_output_dir(self) -> None:
+        """Rank 0 locks the output folder (``lock.py``); every rank learns the outcome, so
+        a refused run stops on all of them instead of waiting at the next barrier."""
+        context, refusal = self.context, None
+        if context.is_main:
+            try:
+                self.lock = RunLock(self.output_dir, lambda m: print(m, flush=True)).acquire()
+            except RunLockedError as error:
+                refusal = error
+        if context.any(refusal is not None):
+            raise refusal or RunLockedError(
+                f"{self.output_dir} is in use by another training run (rank 0 says which)")
 
     def _load_model(self, device: torch.device) -> AIDModel:
         from aid_model.svd import load_svd
@@ -266,6 +292,9 @@ class Trainer:
                 section.source, tokenizer_dir=section.tokenizer_dir,
                 dtype=_TORCH_DTYPES[self.config.model.dtype], device=device,
                 num_heads=section.num_heads)
+            from aid_model.text_encoder.identity import text_encoder_identity
+
+            self.text_identity = text_encoder_identity(self.text_encoder)
             width = self.text_encoder.width
             context_width = self.components.unet.config.cross_attention_dim
             if width != context_width:
@@ -466,10 +495,11 @@ class Trainer:
             state = self.training_state()
 
             def write(target: Path) -> None:
-                save_aid_weights(self.model, target / WEIGHTS_FILE)
+                save_aid_weights(self.model, target / WEIGHTS_FILE, self.text_identity)
                 if self.ema is not None:
                     with self.ema.applied():
-                        save_aid_weights(self.model, target / EMA_WEIGHTS_FILE)
+                        save_aid_weights(self.model, target / EMA_WEIGHTS_FILE,
+                                         self.text_identity)
                 torch.save(state, target / STATE_FILE)
 
             folder = write_checkpoint(self.checkpoint_dir, self.step, write)
@@ -487,12 +517,13 @@ class Trainer:
             use_ema = self.config.checkpoint.export == "ema" and self.ema is not None
             averaged = self.ema.applied() if use_ema else contextlib.nullcontext()
             with averaged:
-                atomic_write_file(path, lambda p: save_aid_weights(self.model, p))
+                atomic_write_file(path, lambda p: save_aid_weights(self.model, p,
+                                                                   self.text_identity))
         context.barrier()
         return path if context.is_main else None
 
-    def _load_state(self, folder: Path) -> None:
-        state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
+    def _load_state(self, folder: Path, state: dict[str, Any]) -> None:
+        """Continues from ``folder``, whose ``training_state.pt`` is ``state``."""
         if state.get("format_version") != STATE_VERSION:
             raise ValueError(f"{folder / STATE_FILE} has training-state format "
                              f"{state.get('format_version')}; this trainer reads {STATE_VERSION}")
@@ -531,6 +562,9 @@ class Trainer:
             self._threads_before = None
         if self.log is not None:
             self.log.close()
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
         if self.context is not None:
             self.context.close()
 
