@@ -217,13 +217,15 @@ def build_model(folder: Path, weight_dtype: torch.dtype | None = torch.float32):
 def _fold_quant_conv(state: dict[str, torch.Tensor], library: dict[str, torch.Tensor]) -> None:
     """diffusers' VAE applies a 1×1 ``quant_conv`` to the encoder's output; the original
     (ComfyUI's AutoencodingEngine) has none, so it is folded into the encoder's last conv:
-    Q(W∗x + b) + q = (QW)∗x + (Qb + q)."""
+    Q(W∗x + b) + q = (QW)∗x + (Qb + q). Computed in float64 and kept in float32: the
+    bundled weights are float16, which the folded ones are not (rounded to it, the latents
+    moved by 6e-4)."""
     quant = library["quant_conv.weight"][:, :, 0, 0].double()
     weight, bias = state["encoder.conv_out.weight"], state["encoder.conv_out.bias"]
     folded = torch.einsum("om,mikl->oikl", quant, weight.double())
-    state["encoder.conv_out.weight"] = folded.to(weight.dtype)
-    state["encoder.conv_out.bias"] = (
-        quant @ bias.double() + library["quant_conv.bias"].double()).to(bias.dtype)
+    state["encoder.conv_out.weight"] = folded.float()
+    state["encoder.conv_out.bias"] = (quant @ bias.double()
+                                      + library["quant_conv.bias"].double()).float()
 
 
 def build_vae(folder: Path):
@@ -315,10 +317,14 @@ def build_clip_vision(folder: Path):
     return clip_vision
 
 
-def build_clip(folder: Path):
+def build_clip(folder: Path, weight_dtype: torch.dtype | None = torch.float32):
     """The miniature's text tower and tokenizer as ComfyUI's ``CLIP``, read as SD 2.x reads
     OpenCLIP ViT-H (``SD2ClipHModel``): penultimate layer with the final LayerNorm, no
-    attention mask, padded with token 0."""
+    attention mask, padded with token 0.
+
+    ``weight_dtype`` None: ComfyUI's choice, float16 weights for every text encoder even on
+    a CPU; the miniature's are stored in float32, and float16 moves its states by 2e-3.
+    """
     import comfy.sd
     import comfy.sd1_clip
     import comfy.supported_models_base
@@ -341,7 +347,8 @@ def build_clip(folder: Path):
                            "pad": 0},
     }
     state = _weights(tower / TRANSFORMERS_WEIGHTS)
-    clip = comfy.sd.CLIP(target, parameters=comfy.utils.calculate_parameters(state))
+    clip = comfy.sd.CLIP(target, parameters=comfy.utils.calculate_parameters(state),
+                         model_options={} if weight_dtype is None else {"dtype": weight_dtype})
     # ComfyUI's CLIP text tower has CLIP's 49,408-row token table whatever the config says;
     # the miniature's rows fill its start, and its ids never reach the zero rows after them.
     embeddings = clip.cond_stage_model.clip_h.transformer.get_input_embeddings()
@@ -362,7 +369,7 @@ def load_demo(folder: Path | None = None, weight_dtype: torch.dtype | None = tor
     if problem is not None:
         raise FileNotFoundError(problem)
     return (build_model(folder, weight_dtype), build_clip_vision(folder), build_vae(folder),
-            build_clip(folder))
+            build_clip(folder, weight_dtype))
 
 
 class AIDDemoModel:
@@ -374,10 +381,11 @@ class AIDDemoModel:
         return {
             "required": {
                 "weight_dtype": (list(WEIGHT_DTYPES), {"default": "fp32", "tooltip": (
-                    "Precision of the UNet's weights. fp32: as the miniature was trained and "
-                    "as `python -m aid_model demo` runs it; it is small enough that fp32 costs "
-                    "nothing. auto: ComfyUI's choice for this device. The VAE, CLIP and CLIP "
-                    "vision follow ComfyUI's own choice, as core loaders do.")}),
+                    "Precision of the UNet's and the text encoder's weights. fp32: as the "
+                    "miniature was trained and as `python -m aid_model demo` runs it; it is "
+                    "small enough that fp32 costs nothing. auto: ComfyUI's choice for this "
+                    "device (fp16 for text encoders). The VAE and CLIP vision follow "
+                    "ComfyUI's own choice, as core loaders do.")}),
             },
         }
 
