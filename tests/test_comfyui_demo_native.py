@@ -226,3 +226,11 @@ def test_missing_demo_folder_is_named_when_queued_and_when_run(monkeypatch, tmp_
     assert "make demo-train" in details[0] and "\n" not in details[0]
     with pytest.raises(FileNotFoundError, match=re.escape(str(missing))):
         node("AIDDemoModel").load("fp32")
+
+
+def test_the_demo_aid_weights_are_listed_in_the_aid_folder():
+    services = sys.modules[f"{load_package().__name__}.nodes.comfy_services"]
+    names = services.list_weight_files("aid")
+    assert "aid.safetensors" in names
+    assert not [name for name in names if name.startswith(("svd/", "text_encoder/"))]
+    assert services.resolve_model_path(("aid",), "aid.safetensors") == DEMO_DIR / "aid.safetensors"
