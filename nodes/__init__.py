@@ -8,6 +8,8 @@ the node functions, so ComfyUI starts without loading diffusers.
 
 from .comfy_services import register_model_folders
 from .conditioning import BatchAIDConditioning, BuildMCondition
+from .demo_model import AIDDemoModel
+from .demo_scene import AIDDemoScene
 from .loaders import LoadAIDDemoModel, LoadAIDModel, LoadAIDTextEncoder, LoadStatePrompter
 from .long_video import AIDLongVideo
 from .sampling import AIDDecode, DualCFGSampler
@@ -24,6 +26,8 @@ NODE_CLASS_MAPPINGS: dict[str, type] = {
     "AIDDecode": AIDDecode,
     "AIDLongVideo": AIDLongVideo,
     "AIDLoadDemoModel": LoadAIDDemoModel,
+    "AIDDemoModel": AIDDemoModel,
+    "AIDDemoScene": AIDDemoScene,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
@@ -36,7 +40,9 @@ NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
     "AIDSampler": "Dual-CFG EDM Sampler",
     "AIDDecode": "AID Decode",
     "AIDLongVideo": "AID Long Video",
-    "AIDLoadDemoModel": "Load AID Demo Model",
+    "AIDLoadDemoModel": "Load AID Demo Model (AID_MODEL, old)",
+    "AIDDemoModel": "Load AID Demo Model",
+    "AIDDemoScene": "AID Demo Scene",
 }
 
 register_model_folders()

@@ -29,6 +29,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from aid_model.demo.paths import AID_FILE as DEMO_AID_FILE
+from aid_model.demo.paths import DEMO_DIR
+
 logger = logging.getLogger(__name__)
 
 ENV_MODELS_DIR = "AID_MODELS_DIR"
@@ -110,6 +113,19 @@ def register_model_folders() -> None:
         paths, known_suffixes = registry.get(name, ([], set()))
         paths = list(paths) + ([default] if default not in paths else [])
         registry[name] = (paths, set(suffixes) or set(known_suffixes))
+    # The bundled miniature's AID weights (demo_model/aid.safetensors), after the user's own;
+    # list_weight_files leaves out the miniature's other weight files.
+    demo = str(DEMO_DIR)
+    if DEMO_DIR.is_dir() and demo not in registry["aid"][0]:
+        registry["aid"][0].append(demo)
+
+
+def _is_demo_part(folder: str, name: str) -> bool:
+    """A weight file of the miniature's SVD or text encoder, listed from demo_model/."""
+    if folder != "aid" or name == DEMO_AID_FILE:
+        return False
+    path = comfy().folder_paths.get_full_path(folder, name)
+    return path is not None and Path(path).resolve().is_relative_to(DEMO_DIR.resolve())
 
 
 def folder_dirs(folder: str) -> list[Path]:
@@ -133,7 +149,8 @@ def list_weight_files(folder: str) -> list[str]:
         except KeyError:
             names = []
         return sorted(name.replace(os.sep, "/") for name in names
-                      if name.lower().endswith(WEIGHT_SUFFIXES))
+                      if name.lower().endswith(WEIGHT_SUFFIXES)
+                      and not _is_demo_part(folder, name))
     found: set[str] = set()
     for base in folder_dirs(folder):
         if not base.is_dir():

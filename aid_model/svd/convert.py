@@ -9,7 +9,7 @@ caller can report them instead of dropping them silently.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import Tensor
@@ -89,6 +89,29 @@ def _rename(suffix: str, table: list[tuple[str, str]]) -> str | None:
         if suffix.startswith(old):
             return new + suffix[len(old) :]
     return None
+
+
+def library_names(
+    original_keys: Iterable[str], convert: Callable[[StateDict], tuple[StateDict, list[str]]]
+) -> tuple[dict[str, str], list[str]]:
+    """Each original key's library name as ``convert`` gives it, and the keys it does not know.
+
+    For the other direction (library weights into a model built in the original layout, as
+    ComfyUI builds SVD) from the same tables: ``convert`` is run on one key at a time. Only
+    for converters that rename one tensor to one tensor (``convert_unet``, ``convert_vae``).
+    """
+    names: dict[str, str] = {}
+    unknown: list[str] = []
+    for key in original_keys:
+        converted, rejected = convert({key: _NAME_PROBE})
+        if rejected:
+            unknown.append(key)
+        else:
+            (names[key],) = converted
+    return names, unknown
+
+
+_NAME_PROBE = torch.empty(0)  # a value for key-only conversions; 1-D, so nothing reshapes it
 
 
 def _convert(
