@@ -8,6 +8,7 @@ the node functions, so ComfyUI starts without loading diffusers.
 
 from .comfy_services import register_model_folders
 from .conditioning import BatchAIDConditioning, BuildMCondition
+from .guider import AIDGuider
 from .loaders import LoadAIDDemoModel, LoadAIDModel, LoadAIDTextEncoder, LoadStatePrompter
 from .long_video import AIDLongVideo
 from .sampling import AIDDecode, DualCFGSampler
@@ -24,6 +25,7 @@ NODE_CLASS_MAPPINGS: dict[str, type] = {
     "AIDDecode": AIDDecode,
     "AIDLongVideo": AIDLongVideo,
     "AIDLoadDemoModel": LoadAIDDemoModel,
+    "AIDGuider": AIDGuider,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
@@ -37,6 +39,7 @@ NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
     "AIDDecode": "AID Decode",
     "AIDLongVideo": "AID Long Video",
     "AIDLoadDemoModel": "Load AID Demo Model",
+    "AIDGuider": "AID Guider",
 }
 
 register_model_folders()
