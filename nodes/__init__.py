@@ -10,6 +10,7 @@ from .comfy_services import register_model_folders
 from .conditioning import BatchAIDConditioning, BuildMCondition
 from .demo_model import AIDDemoModel
 from .demo_scene import AIDDemoScene
+from .guider import AIDGuider
 from .loaders import LoadAIDDemoModel, LoadAIDModel, LoadAIDTextEncoder, LoadStatePrompter
 from .long_video import AIDLongVideo
 from .sampling import AIDDecode, DualCFGSampler
@@ -28,6 +29,7 @@ NODE_CLASS_MAPPINGS: dict[str, type] = {
     "AIDLoadDemoModel": LoadAIDDemoModel,
     "AIDDemoModel": AIDDemoModel,
     "AIDDemoScene": AIDDemoScene,
+    "AIDGuider": AIDGuider,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
@@ -43,6 +45,7 @@ NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
     "AIDLoadDemoModel": "Load AID Demo Model (AID_MODEL, old)",
     "AIDDemoModel": "Load AID Demo Model",
     "AIDDemoScene": "AID Demo Scene",
+    "AIDGuider": "AID Guider",
 }
 
 register_model_folders()

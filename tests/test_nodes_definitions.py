@@ -15,7 +15,7 @@ from test_nodes_support import REPO_ROOT, load_package
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 CUSTOM_TYPES = {"AID_MODEL", "AID_TEXT_ENCODER", "AID_VLM", "AID_CONDITIONING"}
-COMFY_TYPES = {"IMAGE", "LATENT", "STRING"}
+COMFY_TYPES = {"IMAGE", "LATENT", "STRING", "MODEL", "CONDITIONING", "GUIDER"}
 
 MAPPINGS = load_package().NODE_CLASS_MAPPINGS
 NODE_TYPES = sorted(MAPPINGS)
@@ -121,10 +121,10 @@ def test_the_package_loads_like_comfyui_loads_it_and_leaves_comfyuis_nodes_alone
             sys.modules["nodes"] = saved
 
 
-def imported_modules(path) -> set[str]:
+def imported_modules(path, top_level_only: bool = False) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     found = set()
-    for item in ast.walk(tree):
+    for item in (tree.body if top_level_only else ast.walk(tree)):
         if isinstance(item, ast.Import):
             found |= {alias.name.split(".")[0] for alias in item.names}
         elif isinstance(item, ast.ImportFrom) and item.level == 0 and item.module:
@@ -142,15 +142,12 @@ def test_the_library_never_imports_comfyui() -> None:
     assert not {path: found for path, found in offenders.items() if found}
 
 
-# comfy_services wraps ComfyUI's services; the native nodes build ComfyUI's own models
-# (importing it inside their functions, so the package imports without ComfyUI).
-COMFY_USERS = {"comfy_services.py", "demo_model.py"}
-
-
-def test_only_comfy_services_and_native_nodes_touch_comfyui() -> None:
+def test_no_node_module_imports_comfyui_when_loaded() -> None:
+    """ComfyUI's modules are imported inside the functions that use them, so the package
+    (and the fallbacks of ``comfy_services``) load without ComfyUI."""
     for path in (REPO_ROOT / "nodes").glob("*.py"):
-        found = imported_modules(path) & COMFY_MODULES
-        assert not found or path.name in COMFY_USERS, (path.name, found)
+        found = imported_modules(path, top_level_only=True) & COMFY_MODULES
+        assert not found, (path.name, found)
 
 
 def test_loading_the_package_does_not_import_diffusers() -> None:
