@@ -16,31 +16,29 @@ and the model's trained parameters are the same set with the same shapes.
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from aid_model.aid.config import AIDConfig
 from aid_model.aid.model import AIDModel, SVDLike, attach_aid, base_unet_parameters
 from aid_model.aid.model import trainable_parameters as _trainable
+from aid_model.aid.weight_file import (
+    FORMAT_VERSION,
+    AIDWeightsError,
+    check_base,
+    fingerprint,
+    read_aid_config,
+    read_aid_metadata,
+    stored_config,
+    tensors_as_current_format,
+)
 from aid_model.atomic import atomic_path
-from aid_model.safetensors_io import CheckpointError, check_safetensors_file
 
-FORMAT_VERSION = "2"
-# Format 1 scaled the MCondition branch by a scalar gate through SVD's shared output
-# projection; format 2 gives the branch its own zero-initialised projection
-# (mcondition_attention.py says why). gate·(W x + b) = (gate·W) x + gate·b: exact.
-READABLE_VERSIONS = ("1", FORMAT_VERSION)
-_V1_GATE = "processor.mcondition_gate"
-
-
-class AIDWeightsError(ValueError):
-    """An AID weight file that does not fit the model or base it is loaded onto."""
+__all__ = ["AIDWeightsError", "attach_aid_from_file", "base_unet_shapes", "fingerprint",
+           "load_aid_weights", "read_aid_config", "read_aid_metadata", "save_aid_weights"]
 
 
 def base_unet_shapes(model: AIDModel) -> dict[str, list[int]]:
@@ -48,10 +46,6 @@ def base_unet_shapes(model: AIDModel) -> dict[str, list[int]]:
     shapes = {n: list(p.shape) for n, p in base_unet_parameters(model).items()}
     shapes.update({n: list(b.shape) for n, b in model.unet.base.named_buffers()})
     return dict(sorted(shapes.items()))
-
-
-def fingerprint(shapes: dict[str, list[int]]) -> str:
-    return hashlib.sha256(json.dumps(shapes, sort_keys=True).encode()).hexdigest()
 
 
 def save_aid_weights(model: AIDModel, path: str | Path) -> Path:
@@ -71,43 +65,6 @@ def save_aid_weights(model: AIDModel, path: str | Path) -> Path:
     return path
 
 
-def read_aid_metadata(path: str | Path) -> dict[str, str]:
-    """The file's metadata, checked to be an AID weight file of a known format version."""
-    path = Path(path)
-    if not path.is_file():
-        raise AIDWeightsError(f"AID weight file not found: {path}")
-    try:
-        check_safetensors_file(path)  # pickles and truncated files get their own errors
-    except CheckpointError as error:
-        raise AIDWeightsError(str(error)) from None
-    with safe_open(str(path), framework="pt") as file:
-        metadata = file.metadata() or {}
-    version = metadata.get("aid_format_version")
-    if version is None:
-        raise AIDWeightsError(
-            f"{path} is not an AID weight file (no aid_format_version in its metadata); "
-            "AID weights are written by save_aid_weights"
-        )
-    if version not in READABLE_VERSIONS:
-        raise AIDWeightsError(
-            f"{path} has AID format version {version}; this library reads "
-            f"{' and '.join(READABLE_VERSIONS)}: update aid_model to read it"
-        )
-    return metadata
-
-
-def read_aid_config(path: str | Path) -> AIDConfig:
-    """The ``AIDConfig`` stored in an AID weight file."""
-    return _stored_config(read_aid_metadata(path), Path(path))
-
-
-def _stored_config(metadata: dict[str, str], path: Path) -> AIDConfig:
-    try:
-        return AIDConfig.from_json(metadata["aid_config"])
-    except ValueError as error:  # a field of another version, a retired option turned on
-        raise AIDWeightsError(f"{path}: {error}") from None
-
-
 def load_aid_weights(model: AIDModel, path: str | Path) -> None:
     """Loads an AID weight file into ``model`` (built with the same config on the same base).
 
@@ -118,8 +75,8 @@ def load_aid_weights(model: AIDModel, path: str | Path) -> None:
     """
     path = Path(path)
     metadata = read_aid_metadata(path)
-    _check_base(json.loads(metadata["aid_base_shapes"]), base_unet_shapes(model), path)
-    stored = _stored_config(metadata, path)
+    check_base(json.loads(metadata["aid_base_shapes"]), base_unet_shapes(model), path)
+    stored = stored_config(metadata, path)
     if stored != model.config:
         differing = {
             name: (getattr(stored, name), getattr(model.config, name))
@@ -132,7 +89,7 @@ def load_aid_weights(model: AIDModel, path: str | Path) -> None:
         )
     targets = _trainable(model)
     with safe_open(str(path), framework="pt") as file:
-        tensors = _tensors_as_current_format(file, metadata["aid_format_version"])
+        tensors = tensors_as_current_format(file, metadata["aid_format_version"])
         keys = set(tensors)
         unused = sorted(keys - set(targets))
         missing = sorted(set(targets) - keys)
@@ -153,22 +110,6 @@ def load_aid_weights(model: AIDModel, path: str | Path) -> None:
                 target.copy_(tensor.to(device=target.device, dtype=target.dtype))
 
 
-def _tensors_as_current_format(file, version: str) -> dict[str, Callable[[], torch.Tensor]]:
-    """{name: loader} of the file's tensors under this format's names (read lazily)."""
-    names = file.keys()  # safe_open is not iterable
-    tensors = {name: (lambda name=name: file.get_tensor(name)) for name in names}
-    if version == FORMAT_VERSION:
-        return tensors
-    for gate_name in [name for name in tensors if name.endswith(_V1_GATE)]:
-        attention = gate_name[: -len(_V1_GATE)]  # "…attn2."
-        gate = tensors.pop(gate_name)
-        for part in ("weight", "bias"):
-            shared = tensors[f"{attention}to_out.0.{part}"]
-            tensors[f"{attention}processor.to_out_mcondition.{part}"] = (
-                lambda gate=gate, shared=shared: gate() * shared())
-    return tensors
-
-
 def attach_aid_from_file(components: SVDLike, path: str | Path) -> AIDModel:
     """``attach_aid`` with the file's config, then ``load_aid_weights``."""
     model = attach_aid(components, read_aid_config(path))
@@ -178,17 +119,3 @@ def attach_aid_from_file(components: SVDLike, path: str | Path) -> AIDModel:
         model.detach()  # leave the caller's SVD as it was
         raise
     return model
-
-
-def _check_base(stored: dict[str, list[int]], current: dict[str, list[int]], path: Path) -> None:
-    if stored == current:
-        return
-    for name in sorted(set(stored) | set(current)):
-        if stored.get(name) != current.get(name):
-            raise AIDWeightsError(
-                f"{path} was trained on another base UNet: tensor '{name}' has shape "
-                f"{stored.get(name, 'absent')} in the file's base but "
-                f"{current.get(name, 'absent')} in this one (base fingerprints "
-                f"{fingerprint(stored)[:12]} vs {fingerprint(current)[:12]}); load it onto "
-                "the SVD variant it was trained on"
-            )
