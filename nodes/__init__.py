@@ -6,6 +6,8 @@ relatively (ComfyUI has its own top-level ``nodes`` module) and import ``aid_mod
 the node functions, so ComfyUI starts without loading diffusers.
 """
 
+from .aid_conditioning import AIDConditioning
+from .apply_aid import ApplyAID
 from .comfy_services import register_model_folders
 from .conditioning import BatchAIDConditioning, BuildMCondition
 from .loaders import LoadAIDDemoModel, LoadAIDModel, LoadAIDTextEncoder, LoadStatePrompter
@@ -24,6 +26,8 @@ NODE_CLASS_MAPPINGS: dict[str, type] = {
     "AIDDecode": AIDDecode,
     "AIDLongVideo": AIDLongVideo,
     "AIDLoadDemoModel": LoadAIDDemoModel,
+    "AIDApply": ApplyAID,
+    "AIDConditioning": AIDConditioning,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
@@ -37,6 +41,8 @@ NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
     "AIDDecode": "AID Decode",
     "AIDLongVideo": "AID Long Video",
     "AIDLoadDemoModel": "Load AID Demo Model",
+    "AIDApply": "Apply AID",
+    "AIDConditioning": "AID Conditioning",
 }
 
 register_model_folders()
