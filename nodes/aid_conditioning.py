@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import torch
 
-from . import native_patch
+from .native_patch import (
+    aid_attachment,
+    clip_image_outputs,
+    encode_texts,
+    load_aid_modules,
+    mcondition_cond,
+    unet_size_factor,
+)
 
 CATEGORY = "AID/conditioning"
 
@@ -86,7 +93,7 @@ class AIDConditioning:
         from aid_model.text_condition import NULL_TEXT, fit_states
 
         # 1. Inputs, checked before any model runs.
-        attachment = native_patch.aid_attachment(model)
+        attachment = aid_attachment(model)
         config = attachment.config
         given = reference_frames.shape[0]
         if not 1 <= given < video_frames:
@@ -101,7 +108,7 @@ class AIDConditioning:
                 f"predicts T = {config.num_frames} frames (its DQFormer has queries for that "
                 f"many); set video_frames to {config.num_frames}"
             )
-        factor = vae.downscale_ratio * native_patch.unet_size_factor(model)
+        factor = vae.downscale_ratio * unet_size_factor(model)
         for name, value in (("width", width), ("height", height)):
             if value % factor:
                 raise ValueError(
@@ -114,7 +121,7 @@ class AIDConditioning:
 
         # 2. Frame condition c_f: the first frame's CLIP image token and e_v; the concat
         # latents of the K frames, noised as the library does (cond_aug in [−1, 1] space).
-        image_embeds, tokens = native_patch.clip_image_outputs(
+        image_embeds, tokens = clip_image_outputs(
             clip_vision, clip_pixel_values(frames[:1] * 2.0 - 1.0, clip_vision.image_size))
         pooled = image_embeds[:, None]  # (1, 1, d)
         noise = torch.randn(frames.shape, dtype=torch.float32)
@@ -135,7 +142,7 @@ class AIDConditioning:
         def conditioning(context, concat_latent, mcondition):
             values = {**common, "concat_latent_image": concat_latent}
             if mcondition is not None:
-                values["model_conds"] = native_patch.mcondition_cond(mcondition)
+                values["model_conds"] = mcondition_cond(mcondition)
             return [[context, values]]
 
         latent = torch.zeros(video_frames, *concat.shape[1:])
@@ -150,8 +157,8 @@ class AIDConditioning:
         config, parts = attachment.config, attachment.parts
         lines = [line for line in (states or "").splitlines() if line.strip()]
         fitted = fit_states(lines, config.num_states, instruction)
-        encoded = native_patch.encode_texts(clip, [instruction, *fitted])
-        null = native_patch.encode_texts(clip, [null_text])
+        encoded = encode_texts(clip, [instruction, *fitted])
+        null = encode_texts(clip, [null_text])
         if encoded.shape[-1] != parts.context_width:
             raise ValueError(
                 f"clip: this CLIP gives {encoded.shape[-1]}-wide text embeddings but the AID "
@@ -167,7 +174,7 @@ class AIDConditioning:
         e_t = encoded[:1]
         e_s = encoded[1:].reshape(1, -1, encoded.shape[-1])  # the S states on the token axis
         null_s = null.repeat(1, config.num_states, 1)
-        device, dtype = native_patch.load_aid_modules(model, attachment)
+        device, dtype = load_aid_modules(model, attachment)
         with torch.no_grad():
             full, empty = (
                 parts.build_mcondition(t.to(device, dtype), s.to(device, dtype),

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from . import native_patch
+from .comfy_services import list_weight_files
 from .loaders import AID_FOLDERS, _missing, _path
+from .native_patch import apply_aid, check_svd_model
 
 CATEGORY = "AID/model"
 
 
 def aid_weight_choices() -> list[str]:
-    from . import comfy_services as services
-
-    return services.list_weight_files("aid")
+    return list_weight_files("aid")
 
 
 class ApplyAID:
@@ -57,13 +56,13 @@ class ApplyAID:
         problem = _missing(AID_FOLDERS, aid_weights, "the AID weights")
         return f"aid_weights: {problem}" if problem else True
 
-    def apply(self, model, aid_weights: str, strength: float = 1.0):
+    def apply(self, model, aid_weights: str, strength: float):
         from aid_model.aid.weight_file import AIDWeightsError, read_aid_file
 
-        native_patch.check_svd_model(model)  # before reading a file that may be large
+        check_svd_model(model)  # before reading a file that may be large
         path = _path(AID_FOLDERS, aid_weights, "aid_weights", "the AID weights")
         try:
             aid_file = read_aid_file(path)
-            return (native_patch.apply_aid(model, aid_file, strength, aid_weights),)
+            return (apply_aid(model, aid_file, strength, aid_weights),)
         except AIDWeightsError as error:
             raise ValueError(f"aid_weights: {error}") from error

@@ -24,6 +24,7 @@ while ComfyUI has the clone patched.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -281,18 +282,36 @@ def clip_image_outputs(clip_vision, clip_pixels: Tensor) -> tuple[Tensor, Tensor
 
 
 def encode_texts(clip, texts: list[str]) -> Tensor:
-    """(N, 77, d) ComfyUI CLIP encodings of ``texts``, in one batch.
+    """(N, 77, d) encodings of ``texts`` by ComfyUI's CLIP, in one batch, from open_clip's
+    token ids.
 
-    Prompt-weight syntax is off (a "(" in an instruction is a parenthesis, as open_clip
-    reads it), and each text keeps its first 77-token chunk: open_clip truncates there
-    too (start, 75 tokens, end).
+    ComfyUI's own tokenizer cleans text differently from open_clip (curly quotes, HTML
+    entities, ligatures and full-width forms, mojibake, literal special tokens: 8 of the
+    22 probes of tests/fixtures/clip-text/tokenizer_check.json) and reads "(word:1.2)" as a
+    prompt weight. AID was trained on open_clip's ids, so the library's tokenizer
+    (open_clip's rules over the BPE files of ComfyUI's ``comfy/sd1_tokenizer``) makes the
+    ids, and ComfyUI's tower encodes them (SD 2.x: penultimate layer, final LayerNorm).
     """
-    tokens: dict[str, list] = {}
-    for text in texts:
-        for key, chunks in clip.tokenize(text, disable_weights=True).items():
-            tokens.setdefault(key, []).append(chunks[0])
+    ids = _open_clip_tokenizer()(list(texts))  # (N, 77): SOT, ≤ 75 BPE ids, EOT, pad 0
+    rows = [[(token, 1.0) for token in row] for row in ids.tolist()]
+    tokens = {key: rows for key in clip.tokenize("")}  # each of the CLIP's towers
     encoded = clip.encode_from_tokens(tokens)  # (1, N·77, d)
     return encoded.reshape(len(texts), -1, encoded.shape[-1]).float()
+
+
+@functools.cache
+def _open_clip_tokenizer():
+    from aid_model.text_encoder.tokenizer import load_tokenizer
+
+    from .comfy_services import comfy_clip_tokenizer_dir
+
+    folder = comfy_clip_tokenizer_dir()
+    if folder is None:
+        raise FileNotFoundError(
+            "clip: ComfyUI's CLIP tokenizer files (comfy/sd1_tokenizer/vocab.json, "
+            "merges.txt) were not found; reinstall ComfyUI or set $AID_CLIP_TOKENIZER_DIR"
+        )
+    return load_tokenizer(folder)
 
 
 def mcondition_cond(mcondition: Tensor) -> dict:

@@ -115,7 +115,7 @@ def fixture_clip():
              "num_attention_heads": text["heads"], "num_hidden_layers": text["layers"]}
 
     class Target:
-        params: dict = {}
+        params = {}  # noqa: RUF012 (ComfyUI copies it)
         clip = comfy.text_encoders.sd2_clip.SD2ClipModel
         tokenizer = comfy.text_encoders.sd2_clip.SD2Tokenizer
 
@@ -129,6 +129,7 @@ def fixture_clip():
     state_dict = comfy.utils.clip_text_transformers_convert(
         {k: v.float() for k, v in state_dict.items()}, "", "clip_h.transformer.")
     missing, unexpected = clip.load_sd(state_dict, full_model=True)
-    assert set(missing) <= {"clip_h.logit_scale", "clip_h.transformer.text_projection.weight"}, missing
+    unused = {"clip_h.logit_scale", "clip_h.transformer.text_projection.weight"}
+    assert set(missing) <= unused, missing
     assert not unexpected, unexpected
     return clip

@@ -12,6 +12,8 @@ Run with ``make test-comfyui``; skipped with one line elsewhere.
 
 from __future__ import annotations
 
+import sys
+
 import torch
 from comfyui_host import import_comfyui
 
@@ -32,7 +34,7 @@ from tiny_models import fixture_svd_components, fixture_text_encoder  # noqa: E4
 from aid_model.aid import AIDConfig, attach_aid, save_aid_weights, trainable_parameters  # noqa: E402
 from aid_model.conditioning import svd_added_time_ids  # noqa: E402
 from aid_model.pipeline import AIDPipeline, PredictionOptions, PredictionRequest  # noqa: E402
-from aid_model.sampling import VideoCondition, VideoDenoiser, karras_sigmas  # noqa: E402
+from aid_model.sampling import VideoCondition, karras_sigmas  # noqa: E402
 from aid_model.sampling.edm import v_prediction_scalings  # noqa: E402
 
 CONFIG = AIDConfig(num_frames=6, num_states=2, dqformer_heads=4, queries_per_frame=5)
@@ -146,7 +148,7 @@ def test_conditioning_gives_the_librarys_mcondition_frames_and_micro_conditionin
         host, trained) -> None:
     clone = applied(host, "random.safetensors")
     full, frame_only, neither, latent = node_conditionings(host, clone)
-    conditions, (null_b, frame_b, full_b), _ = library_branches(trained)
+    _, (null_b, frame_b, full_b), _ = library_branches(trained)
     for (context, values), branch in ((full[0], full_b), (frame_only[0], frame_b),
                                       (neither[0], null_b)):
         torch.testing.assert_close(context, branch.image_embeddings, atol=1e-5, rtol=0)
@@ -162,9 +164,25 @@ def test_conditioning_gives_the_librarys_mcondition_frames_and_micro_conditionin
     torch.testing.assert_close(y, reference, atol=1e-6, rtol=0)
 
 
+def test_comfyuis_clip_encodes_texts_as_the_librarys_text_encoder(host, trained) -> None:
+    """The shared text fixture: the 9 golden strings and 13 tokenizer probes (curly quotes,
+    entities, ligatures, literal special tokens, ...), e_t as the DQFormer reads it."""
+    import json
+
+    from comfyui_fixtures import CLIP_TEXT_FIXTURE
+
+    native_patch = sys.modules[f"{load_package().__name__}.nodes.native_patch"]
+    rows = json.loads((CLIP_TEXT_FIXTURE / "tokenizer_check.json").read_text())["rows"]
+    texts = [row["text"] for row in rows] + [""]
+    native = native_patch.encode_texts(host["clip"], texts)
+    library = trained.text_encoder.encode(texts)
+    assert native.shape == library.shape == (len(texts), 77, 64)
+    assert (native - library).abs().max() <= TOLERANCE
+
+
 def test_unet_and_denoiser_give_the_librarys_numbers(host, trained) -> None:
     clone = applied(host, "random.safetensors")
-    _, branches, noise = library_branches(trained)
+    _, branches, _ = library_branches(trained)
     denoiser = trained.denoiser
     generator = torch.Generator().manual_seed(4)
     for cond in branches:
@@ -293,5 +311,5 @@ def test_apply_aid_refuses_a_non_svd_model_and_aid_weights_of_another_base(
 
     message = NODES["AIDApply"].VALIDATE_INPUTS(aid_weights="missing.safetensors")
     assert message.startswith("aid_weights: 'missing.safetensors' is not in")
-    with pytest.raises(ValueError, match="missing.safetensors"):
+    with pytest.raises(ValueError, match=r"missing\.safetensors"):
         NODES["AIDApply"]().apply(host["model"], "missing.safetensors", 1.0)

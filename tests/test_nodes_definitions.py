@@ -15,7 +15,8 @@ from test_nodes_support import REPO_ROOT, load_package
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 CUSTOM_TYPES = {"AID_MODEL", "AID_TEXT_ENCODER", "AID_VLM", "AID_CONDITIONING"}
-COMFY_TYPES = {"IMAGE", "LATENT", "STRING"}
+COMFY_TYPES = {"IMAGE", "LATENT", "STRING", "MODEL", "CLIP", "CLIP_VISION", "VAE",
+               "CONDITIONING"}
 
 MAPPINGS = load_package().NODE_CLASS_MAPPINGS
 NODE_TYPES = sorted(MAPPINGS)
@@ -42,7 +43,8 @@ def input_items(cls):
 @pytest.mark.parametrize("type_name", NODE_TYPES)
 def test_input_types_are_valid(type_name: str) -> None:
     cls = MAPPINGS[type_name]
-    assert cls.CATEGORY == "AID"
+    assert type_name.startswith("AID")
+    assert cls.CATEGORY == "AID" or cls.CATEGORY.startswith("AID/"), cls.CATEGORY
     assert isinstance(cls.DESCRIPTION, str) and len(cls.DESCRIPTION) > 40
     items = list(input_items(cls))
     assert items, "a node without inputs"
@@ -145,7 +147,9 @@ def test_the_library_never_imports_comfyui() -> None:
 def test_only_comfy_services_touches_comfyui() -> None:
     for path in (REPO_ROOT / "nodes").glob("*.py"):
         found = imported_modules(path) & COMFY_MODULES
-        assert not found or path.name == "comfy_services.py", (path.name, found)
+        # native_patch.py is the patch on ComfyUI's own model: its classes are the point.
+        assert not found or path.name in ("comfy_services.py", "native_patch.py"), (
+            path.name, found)
 
 
 def test_loading_the_package_does_not_import_diffusers() -> None:
