@@ -101,16 +101,18 @@ def fixture_clip_vision(tmp_path: Path):
     return clip_vision
 
 
-def fixture_clip():
+def fixture_clip(width: int | None = None):
     """The text fixture as ComfyUI's SD 2.x CLIP (what Load CLIP type stable_diffusion makes
-    of an OpenCLIP ViT-H/14 text file), float32, with ComfyUI's own tokenizer."""
+    of an OpenCLIP ViT-H/14 text file), float32, with ComfyUI's own tokenizer. With
+    ``width``: a tower of that width with random weights instead (a CLIP of another kind)."""
     import comfy.sd
     import comfy.text_encoders.sd2_clip
     import comfy.utils
 
     openclip = json.loads((CLIP_TEXT_FIXTURE / "openclip_model_config.json").read_text())
     text = openclip["text_cfg"]
-    width = text["width"]
+    random_weights = width is not None
+    width = width or text["width"]
     tower = {"hidden_size": width, "intermediate_size": int(width * text.get("mlp_ratio", 4)),
              "num_attention_heads": text["heads"], "num_hidden_layers": text["layers"]}
 
@@ -121,6 +123,12 @@ def fixture_clip():
 
     clip = comfy.sd.CLIP(Target, model_options={"dtype": torch.float32,
                                                 "clip_h_model_config": tower})
+    if random_weights:
+        generator = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for parameter in clip.cond_stage_model.parameters():
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.02)
+        return clip
     state_dict = load_file(str(CLIP_TEXT_FIXTURE / "openclip_text.safetensors"))
     # ComfyUI's tower projects its pooled output to its own width (ViT-H: 1024 → 1024);
     # the fixture's 64 → 48 projection has no place there and no effect on the tokens.

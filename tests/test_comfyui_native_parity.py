@@ -239,7 +239,14 @@ def test_dual_cfg_euler_run_ends_where_the_librarys_does(host, trained) -> None:
     clone = applied(host, "random.safetensors")
     conditionings = node_conditionings(host, clone)
     _, _, noise = library_branches(trained)
-    native = sample_native(clone, conditionings, noise)
+    rows = []  # ComfyUI batches the three branches (same-shaped MConditions): 3·T rows a call
+    handle = clone.model.diffusion_model.register_forward_pre_hook(
+        lambda module, args: rows.append(args[0].shape[0]))
+    try:
+        native = sample_native(clone, conditionings, noise)
+    finally:
+        handle.remove()
+    assert rows == [3 * FRAMES] * 4
     library = trained.sample_latents(*library_run(trained))[0]
     scale = 0.18215  # the sampler's state is the latent × SD's scale factor
     assert (native * scale - library * scale).abs().max() <= SAMPLING_TOLERANCE
@@ -313,3 +320,28 @@ def test_apply_aid_refuses_a_non_svd_model_and_aid_weights_of_another_base(
     assert message.startswith("aid_weights: 'missing.safetensors' is not in")
     with pytest.raises(ValueError, match=r"missing\.safetensors"):
         NODES["AIDApply"]().apply(host["model"], "missing.safetensors", 1.0)
+
+
+def test_aid_conditioning_refuses_what_it_cannot_use(host) -> None:
+    conditioning = NODES["AIDConditioning"]()
+    clone = applied(host, "random.safetensors")
+    frames = reference_frames()
+
+    def encode(model=clone, clip=host["clip"], references=frames, video_frames=FRAMES,
+               size=SIZE):
+        return conditioning.encode(model, host["clip_vision"], host["vae"], clip, references,
+                                   INSTRUCTION, size, size, video_frames, 127, 7, 0.0)
+
+    with pytest.raises(ValueError, match=r"^model: this MODEL has no AID applied"):
+        encode(model=host["model"])
+    with pytest.raises(ValueError, match=r"^reference_frames: 6 frames given for "
+                                         r"video_frames = 6"):
+        encode(references=torch.rand(FRAMES, SIZE, SIZE, 3))
+    with pytest.raises(ValueError, match=r"^video_frames: 8, but this AID model "
+                                         r"\(random.safetensors\) predicts T = 6"):
+        encode(video_frames=8)
+    with pytest.raises(ValueError, match=r"^width: 18 is not a multiple of 4"):
+        encode(size=18)
+    with pytest.raises(ValueError, match=r"^clip: this CLIP gives 32-wide text embeddings but "
+                                         r"the AID model reads 64-wide ones"):
+        encode(clip=fixture_clip(width=32))
