@@ -271,7 +271,8 @@ def test_a_fresh_aid_leaves_comfyuis_svd_bit_identical(host, aid_folder) -> None
     assert torch.equal(with_aid, plain)
 
 
-def test_the_input_model_is_unchanged_by_apply_aid_and_by_sampling_the_clone(host) -> None:
+def test_the_input_model_is_unchanged_by_apply_aid_and_by_sampling_the_clone(
+        host, trained) -> None:
     import comfy.model_management
 
     base = host["model"]
@@ -292,7 +293,7 @@ def test_the_input_model_is_unchanged_by_apply_aid_and_by_sampling_the_clone(hos
 
 
 def test_apply_aid_refuses_a_non_svd_model_and_aid_weights_of_another_base(
-        host, aid_folder) -> None:
+        host, aid_folder, trained) -> None:
     import shutil
 
     import comfy.model_patcher
@@ -322,7 +323,7 @@ def test_apply_aid_refuses_a_non_svd_model_and_aid_weights_of_another_base(
         NODES["AIDApply"]().apply(host["model"], "missing.safetensors", 1.0)
 
 
-def test_aid_conditioning_refuses_what_it_cannot_use(host) -> None:
+def test_aid_conditioning_refuses_what_it_cannot_use(host, trained) -> None:
     conditioning = NODES["AIDConditioning"]()
     clone = applied(host, "random.safetensors")
     frames = reference_frames()
