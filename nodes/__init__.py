@@ -6,6 +6,8 @@ relatively (ComfyUI has its own top-level ``nodes`` module) and import ``aid_mod
 the node functions, so ComfyUI starts without loading diffusers.
 """
 
+from .aid_conditioning import AIDConditioning
+from .apply_aid import ApplyAID
 from .comfy_services import register_model_folders
 from .conditioning import BatchAIDConditioning, BuildMCondition
 from .demo_model import AIDDemoModel
@@ -30,6 +32,8 @@ NODE_CLASS_MAPPINGS: dict[str, type] = {
     "AIDDemoModel": AIDDemoModel,
     "AIDDemoScene": AIDDemoScene,
     "AIDGuider": AIDGuider,
+    "AIDApply": ApplyAID,
+    "AIDConditioning": AIDConditioning,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
@@ -46,6 +50,8 @@ NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
     "AIDDemoModel": "Load AID Demo Model",
     "AIDDemoScene": "AID Demo Scene",
     "AIDGuider": "AID Guider",
+    "AIDApply": "Apply AID",
+    "AIDConditioning": "AID Conditioning",
 }
 
 register_model_folders()

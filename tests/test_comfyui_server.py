@@ -101,7 +101,7 @@ def test_object_info_lists_our_nodes_as_defined(comfyui) -> None:
         assert type_name in info, f"{type_name} missing from /object_info"
         entry = info[type_name]
         assert entry["display_name"] == package.NODE_DISPLAY_NAME_MAPPINGS[type_name]
-        assert entry["category"] == "AID" and entry["output"] == list(cls.RETURN_TYPES)
+        assert entry["category"] == cls.CATEGORY and entry["output"] == list(cls.RETURN_TYPES)
         expected = {section: list(inputs) for section, inputs in cls.INPUT_TYPES().items()}
         assert entry["input_order"] == expected
     assert info["AIDLoadModel"]["input"]["required"]["svd_model"][0] == [SVD_FILE]

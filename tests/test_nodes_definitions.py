@@ -15,7 +15,8 @@ from test_nodes_support import REPO_ROOT, load_package
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 CUSTOM_TYPES = {"AID_MODEL", "AID_TEXT_ENCODER", "AID_VLM", "AID_CONDITIONING"}
-COMFY_TYPES = {"IMAGE", "LATENT", "STRING", "MODEL", "CONDITIONING", "GUIDER"}
+COMFY_TYPES = {"IMAGE", "LATENT", "STRING", "MODEL", "CLIP", "CLIP_VISION", "VAE",
+               "CONDITIONING", "GUIDER"}
 
 MAPPINGS = load_package().NODE_CLASS_MAPPINGS
 NODE_TYPES = sorted(MAPPINGS)
@@ -42,7 +43,8 @@ def input_items(cls):
 @pytest.mark.parametrize("type_name", NODE_TYPES)
 def test_input_types_are_valid(type_name: str) -> None:
     cls = MAPPINGS[type_name]
-    assert cls.CATEGORY == "AID" or cls.CATEGORY.startswith("AID/")
+    assert type_name.startswith("AID")
+    assert cls.CATEGORY == "AID" or cls.CATEGORY.startswith("AID/"), cls.CATEGORY
     assert isinstance(cls.DESCRIPTION, str) and len(cls.DESCRIPTION) > 40
     items = list(input_items(cls))
     assert items, "a node without inputs"

@@ -42,8 +42,12 @@ class SpatialAdapter(nn.Module):
         self.down = nn.Linear(channels, hidden)
         self.up = _zero_(nn.Linear(hidden, channels))
 
+    def residual(self, x: Tensor) -> Tensor:
+        """``W_up·GELU(W_down·x)``, what the adapter adds (a host scales it by a strength)."""
+        return self.up(F.gelu(self.down(x)))
+
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.up(F.gelu(self.down(x)))
+        return x + self.residual(x)
 
 
 class ShortTermTemporalAdapter(nn.Module):
@@ -55,16 +59,20 @@ class ShortTermTemporalAdapter(nn.Module):
         self.conv = nn.Conv3d(hidden, hidden, kernel_size=3, padding=1, groups=hidden)
         self.up = _zero_(nn.Linear(hidden, channels))
 
-    def forward(self, x: Tensor, frame_size: tuple[int, int]) -> Tensor:
-        """x: (B·h·w, T, c) temporal tokens, rows ordered (b, y, x) as diffusers makes them;
-        frame_size: (h, w). Returns the same shape."""
+    def residual(self, x: Tensor, frame_size: tuple[int, int]) -> Tensor:
+        """What the adapter adds. x: (B·h·w, T, c) temporal tokens, rows ordered (b, y, x)
+        as diffusers and ComfyUI make them; frame_size: (h, w). Returns the same shape."""
         height, width = frame_size
         rows, frames, _ = x.shape
         batch = rows // (height * width)
         hidden = self.down(x).reshape(batch, height, width, frames, -1)
         hidden = self.conv(hidden.permute(0, 4, 3, 1, 2))  # (B, c', T, h, w)
         hidden = hidden.permute(0, 3, 4, 2, 1).reshape(rows, frames, -1)
-        return x + self.up(hidden)
+        return self.up(hidden)
+
+    def forward(self, x: Tensor, frame_size: tuple[int, int]) -> Tensor:
+        """x: (B·h·w, T, c), frame_size: (h, w) → same shape."""
+        return x + self.residual(x, frame_size)
 
 
 class LongTermTemporalAdapter(nn.Module):
@@ -82,11 +90,15 @@ class LongTermTemporalAdapter(nn.Module):
         self.attention = nn.MultiheadAttention(hidden, heads, batch_first=True)
         self.up = _zero_(nn.Linear(hidden, channels))
 
-    def forward(self, x: Tensor) -> Tensor:
-        """x: (B·h·w, T, c) → same shape."""
+    def residual(self, x: Tensor) -> Tensor:
+        """What the adapter adds: x (B·h·w, T, c) → same shape."""
         hidden = self.down(x)
         hidden = self.attention(hidden, hidden, hidden, need_weights=False)[0]
-        return x + self.up(hidden)
+        return self.up(hidden)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: (B·h·w, T, c) → same shape."""
+        return x + self.residual(x)
 
 
 class WrappingProcessor(nn.Module):

@@ -29,8 +29,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from aid_model.aid.adapters import WrappingProcessor
-
 
 class MConditionSlot:
     """The MCondition of the current UNet call, (B·T, L, d), shared by all processors.
@@ -45,8 +43,67 @@ class MConditionSlot:
         self.value: Tensor | None = None
 
 
-class MConditionAttnProcessor(WrappingProcessor):
-    """Processor of a spatial cross-attention (``attn2``): SVD's attention + MCondition.
+class MConditionBranch(nn.Module):
+    """AID's branch of a spatial cross-attention, host-agnostic (aid-method.md §4, eq. 4).
+
+    ``W_o^mc·Attn(q, W_k^mc·MC_t, W_v^mc·MC_t) + b_o^mc`` for a query that the host's own
+    ``to_q`` already projected: diffusers' processor below and the ComfyUI patch
+    (``nodes/native_patch.py``) both call it, so the two hosts compute the same thing.
+
+    Args:
+        context_width: d, width of the MCondition tokens.
+        inner_width: c, width of the projected query (heads × head width).
+        out_width: width of the host attention's output.
+        key_bias, value_bias: whether the key/value projections have a bias (as the host's
+            ``to_k``/``to_v`` they start as copies of).
+    """
+
+    def __init__(self, context_width: int, inner_width: int, out_width: int,
+                 key_bias: bool = False, value_bias: bool = False,
+                 device: torch.device | None = None, dtype: torch.dtype | None = None):
+        super().__init__()
+        factory = {"device": device, "dtype": dtype}
+        self.to_k_mcondition = nn.Linear(context_width, inner_width, bias=key_bias, **factory)
+        self.to_v_mcondition = nn.Linear(context_width, inner_width, bias=value_bias, **factory)
+        self.to_out_mcondition = nn.Linear(inner_width, out_width, **factory)
+        nn.init.zeros_(self.to_out_mcondition.weight)
+        nn.init.zeros_(self.to_out_mcondition.bias)
+
+    def copy_key_value_(self, to_k: nn.Linear, to_v: nn.Linear) -> None:
+        """Initialises the key/value projections as copies of the host's (**ours**)."""
+        with torch.no_grad():
+            for target, source in ((self.to_k_mcondition, to_k), (self.to_v_mcondition, to_v)):
+                target.weight.copy_(source.weight)
+                if source.bias is not None:
+                    target.bias.copy_(source.bias)
+
+    def forward(self, query: Tensor, mcondition: Tensor, heads: int) -> Tensor:
+        """
+        Args:
+            query: (rows, n, c) frame tokens after the host attention's ``to_q``; rows = B·T.
+            mcondition: (rows, L, d) each row's frame MCondition, in the query's dtype.
+            heads: the host attention's head count (c = heads × head width).
+        Returns:
+            (rows, n, out_width), to add to the host attention's output.
+        """
+        rows = query.shape[0]
+        key, value = self.to_k_mcondition(mcondition), self.to_v_mcondition(mcondition)
+        head_dim = query.shape[-1] // heads
+        query, key, value = (
+            t.reshape(rows, -1, heads, head_dim).transpose(1, 2) for t in (query, key, value)
+        )
+        attended = F.scaled_dot_product_attention(query, key, value)
+        attended = attended.transpose(1, 2).reshape(rows, -1, heads * head_dim).to(query.dtype)
+        return self.to_out_mcondition(attended)
+
+
+class MConditionAttnProcessor(MConditionBranch):
+    """Processor of a diffusers spatial cross-attention (``attn2``): SVD's attention, then
+    the MCondition branch on the same query.
+
+    The branch's weights are the processor's own (``attn2.processor.to_k_mcondition`` …,
+    the names AID weight files use); SVD's processor is kept unregistered (its weights,
+    if any, are the base's).
 
     Args:
         attn: the host ``diffusers`` Attention (its ``to_k``/``to_v`` are copied, not kept).
@@ -55,23 +112,23 @@ class MConditionAttnProcessor(WrappingProcessor):
     """
 
     def __init__(self, attn: nn.Module, base_processor, slot: MConditionSlot):
-        super().__init__(base_processor)
-        object.__setattr__(self, "slot", slot)  # unregistered: shared, holds no weights
-        self.to_k_mcondition = _copy_linear(attn.to_k)
-        self.to_v_mcondition = _copy_linear(attn.to_v)
         projection = attn.to_out[0]
-        self.to_out_mcondition = nn.Linear(projection.in_features, projection.out_features,
-                                           device=projection.weight.device,
-                                           dtype=projection.weight.dtype)
-        nn.init.zeros_(self.to_out_mcondition.weight)
-        nn.init.zeros_(self.to_out_mcondition.bias)
+        weight = attn.to_k.weight
+        super().__init__(attn.to_k.in_features, attn.to_k.out_features,
+                         projection.out_features, key_bias=attn.to_k.bias is not None,
+                         value_bias=attn.to_v.bias is not None,
+                         device=weight.device, dtype=weight.dtype)
+        self.copy_key_value_(attn.to_k, attn.to_v)
+        object.__setattr__(self, "base_processor", base_processor)
+        object.__setattr__(self, "slot", slot)  # unregistered: shared, holds no weights
 
     def forward(self, attn: nn.Module, hidden_states: Tensor,
                 encoder_hidden_states: Tensor | None = None,
                 attention_mask: Tensor | None = None, **kwargs) -> Tensor:
         """hidden_states: (B·T, h·w, c) frame tokens; encoder_hidden_states: (B·T, 1, d)
         SVD's image context. Returns (B·T, h·w, c)."""
-        out = self.base_output(attn, hidden_states, encoder_hidden_states, attention_mask, **kwargs)
+        out = self.base_processor(attn, hidden_states, encoder_hidden_states=encoder_hidden_states,
+                                  attention_mask=attention_mask, **kwargs)
         mcondition = self.slot.value
         if mcondition is None:  # called without MCondition: SVD's cross-attention only
             return out
@@ -81,25 +138,5 @@ class MConditionAttnProcessor(WrappingProcessor):
                 f"MCondition has {mcondition.shape[0]} frame rows (B·T) but the UNet runs "
                 f"{rows}; pass mcondition of shape (B, T, L, d) matching the sample"
             )
-        heads = attn.heads
-        query = attn.to_q(hidden_states)
-        key, value = self.to_k_mcondition(mcondition), self.to_v_mcondition(mcondition)
-        head_dim = query.shape[-1] // heads
-        query, key, value = (
-            t.reshape(rows, -1, heads, head_dim).transpose(1, 2) for t in (query, key, value)
-        )
-        attended = F.scaled_dot_product_attention(query, key, value)
-        attended = attended.transpose(1, 2).reshape(rows, -1, heads * head_dim).to(query.dtype)
-        attended = attn.to_out[1](self.to_out_mcondition(attended))  # own projection, dropout
-        return out + attended
-
-
-def _copy_linear(linear: nn.Linear) -> nn.Linear:
-    """A new Linear with the same shape, device, dtype and values as ``linear``."""
-    copy = nn.Linear(linear.in_features, linear.out_features, bias=linear.bias is not None,
-                     device=linear.weight.device, dtype=linear.weight.dtype)
-    with torch.no_grad():
-        copy.weight.copy_(linear.weight)
-        if linear.bias is not None:
-            copy.bias.copy_(linear.bias)
-    return copy
+        branch = super().forward(attn.to_q(hidden_states), mcondition, attn.heads)
+        return out + attn.to_out[1](branch)  # the host's dropout, as on its own output

@@ -184,7 +184,7 @@ def spatio_temporal_transformers(
 
 def has_aid_attached(unet: nn.Module) -> bool:
     """Whether ``attach_aid`` put AID's processors into this UNet (and no ``detach`` since)."""
-    return any(isinstance(m, WrappingProcessor) for m in unet.modules())
+    return any(isinstance(m, WrappingProcessor | MConditionAttnProcessor) for m in unet.modules())
 
 
 def attach_aid(components: SVDLike, config: AIDConfig) -> AIDModel:
@@ -241,7 +241,7 @@ def _insert_processors(unet: nn.Module, config: AIDConfig, slot: MConditionSlot,
     """Sets AID's processors on the UNet's attentions (see the module docstring), recording
     each replaced processor in ``restore`` and each hook handle in ``hooks``."""
 
-    def replace(attn: nn.Module, processor: WrappingProcessor) -> None:
+    def replace(attn: nn.Module, processor: WrappingProcessor | MConditionAttnProcessor) -> None:
         restore.append((attn, attn.processor))
         attn.set_processor(processor.to(dtype=dtype))
 

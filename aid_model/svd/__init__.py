@@ -1,7 +1,22 @@
-"""The Stable Video Diffusion base: loading, key conversion, layout inference."""
+"""The Stable Video Diffusion base: loading, key conversion, layout inference.
 
-from aid_model.safetensors_io import CheckpointError
-from aid_model.svd.layout import SVDLayout, infer_svd_layout
-from aid_model.svd.load import SVDComponents, load_svd
+Names resolve lazily (PEP 562): the key tables (``convert``, ``layout``) import no
+diffusers, so a host that keeps SVD in the original layout (the ComfyUI nodes) reads them
+without it.
+"""
 
-__all__ = ["CheckpointError", "SVDComponents", "SVDLayout", "infer_svd_layout", "load_svd"]
+from __future__ import annotations
+
+from aid_model.lazy_exports import lazy_exports
+
+_EXPORTS = {
+    "CheckpointError": "aid_model.safetensors_io",
+    "SVDLayout": "aid_model.svd.layout",
+    "infer_svd_layout": "aid_model.svd.layout",
+    "SVDComponents": "aid_model.svd.load",
+    "load_svd": "aid_model.svd.load",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports("aid_model.svd", _EXPORTS, globals())

@@ -179,6 +179,19 @@ def _unet_block_tables(layout: UNetLayout) -> tuple[dict[int, tuple], dict[int, 
 def convert_unet(original: StateDict, layout: UNetLayout) -> tuple[StateDict, list[str]]:
     """``model.diffusion_model.*`` (prefix stripped) → diffusers
     ``UNetSpatioTemporalConditionModel``."""
+    return _convert(original, _unet_rename(layout))
+
+
+def unet_original_names(original_keys: Iterable[str], layout: UNetLayout) -> dict[str, str]:
+    """{diffusers name: original name} for the UNet keys ``convert_unet`` recognises: the
+    same table read backwards, for hosts that keep the original layout (ComfyUI)."""
+    rename = _unet_rename(layout)
+    names = {key: rename(key) for key in original_keys}
+    return {target: key for key, target in names.items() if target is not None}
+
+
+def _unet_rename(layout: UNetLayout) -> Callable[[str], str | None]:
+    """The original → diffusers name of one UNet key (None: not recognised)."""
     inputs, outputs = _unet_block_tables(layout)
     pattern = re.compile(r"^(input_blocks|output_blocks|middle_block)\.(\d+)\.(?:(\d+)\.)?(.*)$")
 
@@ -236,7 +249,7 @@ def convert_unet(original: StateDict, layout: UNetLayout) -> tuple[StateDict, li
             return None if converted is None else attention_prefix + converted
         return None
 
-    return _convert(original, rename)
+    return rename
 
 
 # ---------------------------------------------------------------------------------------
