@@ -13,6 +13,7 @@ from .conditioning import BatchAIDConditioning, BuildMCondition
 from .demo_model import AIDDemoModel
 from .demo_scene import AIDDemoScene
 from .guider import AIDGuider
+from .keep_reference_frames import AIDKeepReferenceFrames
 from .loaders import LoadAIDDemoModel, LoadAIDModel, LoadAIDTextEncoder, LoadStatePrompter
 from .long_video import AIDLongVideo
 from .sampling import AIDDecode, DualCFGSampler
@@ -34,6 +35,7 @@ NODE_CLASS_MAPPINGS: dict[str, type] = {
     "AIDGuider": AIDGuider,
     "AIDApply": ApplyAID,
     "AIDConditioning": AIDConditioning,
+    "AIDKeepReferenceFrames": AIDKeepReferenceFrames,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
@@ -52,6 +54,7 @@ NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
     "AIDGuider": "AID Guider",
     "AIDApply": "Apply AID",
     "AIDConditioning": "AID Conditioning",
+    "AIDKeepReferenceFrames": "AID Keep Reference Frames",
 }
 
 register_model_folders()
