@@ -12,7 +12,9 @@ from .comfy_services import register_model_folders
 from .conditioning import BatchAIDConditioning, BuildMCondition
 from .demo_model import AIDDemoModel
 from .demo_scene import AIDDemoScene
+from .example_frames import AIDExampleFrame
 from .guider import AIDGuider
+from .instruction_list import AIDInstructionList
 from .loaders import LoadAIDDemoModel, LoadAIDModel, LoadAIDTextEncoder, LoadStatePrompter
 from .long_video import AIDLongVideo
 from .sampling import AIDDecode, DualCFGSampler
@@ -34,6 +36,8 @@ NODE_CLASS_MAPPINGS: dict[str, type] = {
     "AIDGuider": AIDGuider,
     "AIDApply": ApplyAID,
     "AIDConditioning": AIDConditioning,
+    "AIDExampleFrame": AIDExampleFrame,
+    "AIDInstructionList": AIDInstructionList,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
@@ -52,6 +56,8 @@ NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
     "AIDGuider": "AID Guider",
     "AIDApply": "Apply AID",
     "AIDConditioning": "AID Conditioning",
+    "AIDExampleFrame": "AID Example Frame",
+    "AIDInstructionList": "AID Instruction List",
 }
 
 register_model_folders()
