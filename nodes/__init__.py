@@ -15,6 +15,7 @@ from .demo_scene import AIDDemoScene
 from .example_frames import AIDExampleFrame
 from .guider import AIDGuider
 from .instruction_list import AIDInstructionList
+from .keep_reference_frames import AIDKeepReferenceFrames
 from .loaders import LoadAIDDemoModel, LoadAIDModel, LoadAIDTextEncoder, LoadStatePrompter
 from .long_video import AIDLongVideo
 from .sampling import AIDDecode, DualCFGSampler
@@ -38,6 +39,7 @@ NODE_CLASS_MAPPINGS: dict[str, type] = {
     "AIDConditioning": AIDConditioning,
     "AIDExampleFrame": AIDExampleFrame,
     "AIDInstructionList": AIDInstructionList,
+    "AIDKeepReferenceFrames": AIDKeepReferenceFrames,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
@@ -58,6 +60,7 @@ NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {
     "AIDConditioning": "AID Conditioning",
     "AIDExampleFrame": "AID Example Frame",
     "AIDInstructionList": "AID Instruction List",
+    "AIDKeepReferenceFrames": "AID Keep Reference Frames",
 }
 
 register_model_folders()

@@ -20,21 +20,23 @@ class PredictFutureStates:
                     "What happens in the video, e.g. 'put the corn in the pot'.")}),
                 "num_states": ("INT", {"default": 4, "min": 1, "max": 16, "tooltip": (
                     "S, the number of states to write (the paper uses 4: the start, two "
-                    "intermediate moments, the end). Build MCondition fits any count to the "
-                    "model's own S.")}),
+                    "intermediate moments, the end). AID Conditioning fits any count to the "
+                    "AID model's own S.")}),
             },
         }
 
     RETURN_TYPES = ("STRING",)
     RETURN_NAMES = ("states",)
-    OUTPUT_TOOLTIPS = ("S states in video order, one a line; connect to Build MCondition's "
+    OUTPUT_TOOLTIPS = ("S states in video order, one a line; connect to AID Conditioning's "
                        "'states', or copy, edit and type them there.",)
     FUNCTION = "predict"
-    CATEGORY = "AID"
+    CATEGORY = "AID/states"
     DESCRIPTION = (
         "Asks the vision-language model what the scene looks like at S moments of the video, "
         "from the first frame and the instruction. Answers it cannot parse fall back to the "
-        "instruction (with a warning in the console)."
+        "instruction (with a warning in the console). Unless Load State Prompter's "
+        "keep_loaded is on, the model is unloaded after answering (the CUDA cache emptied), so "
+        "it and SVD are never on the GPU together."
     )
 
     def predict(self, vlm, image, instruction: str, num_states: int):

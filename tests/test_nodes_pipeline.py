@@ -1,6 +1,6 @@
-"""Build MCondition → Dual-CFG EDM Sampler → AID Decode, Batch AID Conditioning and AID Long
-Video, run as ComfyUI runs them (inference mode) on the tiny AID model: they give what the
-library gives, keep the reference frames, check their inputs and honour interrupts."""
+"""Build MCondition → Dual-CFG EDM Sampler → AID Decode and Batch AID Conditioning, run as
+ComfyUI runs them (inference mode) on the tiny AID model: they give what the library
+gives, keep the reference frames, check their inputs and honour interrupts."""
 
 from __future__ import annotations
 
@@ -88,35 +88,6 @@ def test_batched_conditions_give_the_librarys_manipulation(loaded) -> None:
     assert torch.allclose(frames, torch.cat(expected), atol=1e-4)
 
 
-def test_long_video_node_gives_the_librarys_long_video(loaded) -> None:
-    from aid_model.pipeline import predict_long_video
-
-    reference = image(1, seed=9)
-    states = "a cup\nthe cup up\n\nthe cup up\nthe cup down"
-    with torch.inference_mode():
-        (video,) = node("AIDLongVideo").generate(
-            loaded.model, reference, "lift the cup\n\nput it down\n", states, 2, SIZE, SIZE,
-            *SAMPLING, 8, loaded.text_encoder)
-    assert video.shape == (6 + (6 - 2), SIZE, SIZE, 3)
-    pipeline = loaded.model.pipeline(loaded.text_encoder)
-    expected = predict_long_video(
-        pipeline, [reference[0].permute(2, 0, 1)], ["lift the cup", "put it down"], 2,
-        [["a cup", "the cup up"], ["the cup up", "the cup down"]], options())
-    assert torch.equal(video, expected)
-
-
-def test_long_video_checks_its_text_inputs(loaded) -> None:
-    arguments = (2, SIZE, SIZE, *SAMPLING, 8, loaded.text_encoder)
-    with pytest.raises(ValueError, match="input 'instructions'"):
-        node("AIDLongVideo").generate(loaded.model, image(1), " \n ", "", *arguments)
-    with pytest.raises(ValueError, match=r"input 'states' = '3 blocks'.*2 instructions"):
-        node("AIDLongVideo").generate(loaded.model, image(1), "a\nb", "x\n\ny\n\nz",
-                                      *arguments)
-    with pytest.raises(ValueError, match=r"input 'frames' = 0.*'overlap'"):
-        node("AIDLongVideo").generate(loaded.model, image(1), "a\nb", "", 6, SIZE, SIZE,
-                                      *SAMPLING, 8, loaded.text_encoder)
-
-
 def test_as_many_reference_frames_as_frames_is_refused_before_sampling(loaded) -> None:
     with torch.inference_mode():
         (conditioning,) = node("AIDBuildMCondition").build(
@@ -199,33 +170,6 @@ def test_an_interrupt_stops_sampling_between_steps_and_the_next_run_works(loaded
     monkeypatch.undo()
     _, _, again = run_chain(loaded, image(1))
     assert torch.equal(again, expected)
-
-
-def test_progress_is_reported_once_a_step_over_all_segments(loaded, monkeypatch) -> None:
-    reports = []
-
-    class Bar:
-        def __init__(self, total):
-            self.total = total
-
-        def update_absolute(self, value, total=None, preview=None):
-            reports.append((value, total))
-
-    fake = type("Comfy", (), {"utils": type("Utils", (), {"ProgressBar": Bar})})
-    monkeypatch.setattr(services(), "comfy", lambda: fake)
-    monkeypatch.setattr(services(), "throw_if_interrupted", lambda: None)
-    monkeypatch.setattr(services(), "intermediate_device", lambda: torch.device("cpu"))
-    monkeypatch.setattr(services().ManagedModel, "loaded", _no_move)
-    with torch.inference_mode():
-        node("AIDLongVideo").generate(loaded.model, image(1), "a\nb", "", 2, SIZE, SIZE,
-                                      *SAMPLING, 8, loaded.text_encoder)
-    assert reports == [(1, 4), (2, 4), (3, 4), (4, 4)]
-
-
-def _no_move(self):
-    from contextlib import nullcontext
-
-    return nullcontext()
 
 
 def test_models_not_kept_loaded_go_back_to_the_offload_device(monkeypatch) -> None:
