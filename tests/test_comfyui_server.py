@@ -243,6 +243,24 @@ def test_the_demo_workflow_runs_as_shipped_and_writes_its_video(comfyui) -> None
     assert abs(frames[1:].astype(int) - scene).max() > 10  # and a predicted future
 
 
+def test_an_instruction_list_runs_the_graph_once_per_instruction(comfyui) -> None:
+    """aid_manipulation's mechanism on the demo model: AID Instruction List into AID
+    Conditioning gives one video per instruction through the core sampler and save nodes."""
+    url, _, log_path = comfyui
+    prompt = copy.deepcopy(DEMO)
+    prompt["20"] = {"class_type": "AIDInstructionList", "inputs": {"instructions": (
+        "move the green circle left\nmove the green circle up\nmove the green circle down")}}
+    prompt["4"]["inputs"]["instruction"] = ["20", 0]
+    prompt["4"]["inputs"]["states"] = ""
+    prompt[DEMO_SIGMAS]["inputs"]["steps"] = 4
+    entry = finished(url, queue(url, prompt), log_path)
+    assert entry["status"]["status_str"] == "success", log_path.read_text()[-3000:]
+    videos = [webp_frames(url, saved) for saved in entry["outputs"][DEMO_SAVE]["images"]]
+    assert len(videos) == 3 and all(video.shape == (8, 64, 64, 3) for video in videos)
+    assert (videos[0][0] == videos[1][0]).all()  # one given frame
+    assert (videos[0][1:] != videos[1][1:]).any()  # three futures
+
+
 def test_an_interrupt_during_sampling_leaves_comfyui_able_to_run_the_next_prompt(
         comfyui) -> None:
     import aiohttp
