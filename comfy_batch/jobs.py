@@ -5,16 +5,20 @@ Columns (a header row is required; empty cells keep the workflow's value):
 - ``id``: the job's name (its output folder, its key in the manifest); unique. Without
   it, a row is keyed by its content and named after its line and instruction.
 - ``image``: a local image file (relative to the CSV's folder unless absolute), uploaded
-  and set on the workflow's one Load Image node. Only files Pillow opens and checks as
-  PNG, JPEG, WebP, GIF, BMP or TIFF are uploaded; rows naming anything else are refused.
+  and set on the workflow's one first-frame node: a Load Image node, or an AID Example
+  Frame node (the bundled workflows' frame), which the prompt then replaces by a Load Image
+  of the upload. Only files Pillow opens and checks as PNG, JPEG, WebP, GIF, BMP or TIFF are
+  uploaded; rows naming anything else are refused.
 - ``instruction``: set on every ``instruction``/``instructions`` input of the AID nodes;
   an input fed by a String primitive gets the text through that primitive.
 - ``states``: future states, one a line in a quoted cell or separated by `` | ``; set on
   every ``states`` input of the AID nodes, replacing a link from Predict Future States.
-- ``seed``: set on every ``seed`` input of the AID nodes (or the Int primitive feeding it).
+- ``seed``: set on every ``noise_seed`` input (core Random Noise: the sampling's noise) and
+  every ``seed`` input of the AID nodes (or the Int primitive feeding it); in the demo
+  workflow that includes AID Demo Scene's seed, which picks the scene.
 - ``NODE.INPUT``: any input of any node, NODE being the node's id (``"7"``), its title
-  (``Dual-CFG EDM Sampler``, as in the workflow's ``_meta.title``) or its class
-  (``AIDSampler``) when only one node has it. A path given to a Load Image node's
+  (``Karras Scheduler``, as in the workflow's ``_meta.title``) or its class
+  (``KarrasScheduler``) when only one node has it. A path given to a Load Image node's
   ``image`` is uploaded like the ``image`` column.
 """
 
@@ -34,13 +38,19 @@ from comfy_batch.names import safe_name
 
 SHORTHANDS = ("image", "instruction", "states", "seed")
 LOAD_IMAGE = "LoadImage"
+# The extension's node for the frames shipped with it; an uploaded image replaces it by a
+# Load Image (both give the IMAGE on output 0).
+EXAMPLE_FRAME = "AIDExampleFrame"
+FIRST_FRAME_NODES = (LOAD_IMAGE, EXAMPLE_FRAME)
 # Primitive nodes whose "value" feeds a linked input: a shorthand edits them instead.
 PRIMITIVES = {"PrimitiveString", "PrimitiveStringMultiline", "PrimitiveInt", "PrimitiveFloat"}
 SHORTHAND_INPUTS = {
     "instruction": ("instruction", "instructions"),
     "states": ("states",),
-    "seed": ("seed",),
+    "seed": ("seed", "noise_seed"),
 }
+# Inputs a shorthand sets on any node, not only on the AID nodes.
+ANY_NODE_INPUTS = {"noise_seed"}
 
 
 # What ComfyUI's Load Image reads, as Pillow names the formats.
@@ -83,7 +93,11 @@ class Job:
         """The workflow with this job's values (and uploaded image names) set."""
         prompt = copy.deepcopy(workflow)
         for target, value in {**self.values, **uploaded}.items():
-            prompt[target.node_id]["inputs"][target.input_name] = value
+            node = prompt[target.node_id]
+            if node["class_type"] == EXAMPLE_FRAME and target in uploaded:
+                node.update(class_type=LOAD_IMAGE, inputs={},
+                            _meta={"title": "Load Image (the batch's image)"})
+            node["inputs"][target.input_name] = value
         return prompt
 
 
@@ -186,19 +200,19 @@ class WorkflowTargets:
     def shorthand(self, name: str) -> list[Target]:
         """Where a shorthand column goes (see the module docstring)."""
         if name == "image":
-            loaders = [n for n, node in self.workflow.items() if node["class_type"] == LOAD_IMAGE]
+            loaders = [n for n, node in self.workflow.items()
+                       if node["class_type"] in FIRST_FRAME_NODES]
             if len(loaders) != 1:
                 listed = ", ".join(self.describe(n) for n in loaders) or "none"
-                raise KeyError(f"the 'image' column needs exactly one Load Image node, the "
-                               f"workflow has {len(loaders)} ({listed}); use columns "
-                               "NODE.image instead")
+                raise KeyError(f"the 'image' column needs exactly one Load Image or AID Example "
+                               f"Frame node, the workflow has {len(loaders)} ({listed}); use "
+                               "columns NODE.image of Load Image nodes instead")
             return [Target(loaders[0], "image")]
         targets: list[Target] = []
         for node_id, node in self.workflow.items():
-            if not node["class_type"].startswith("AID"):
-                continue
             for input_name in SHORTHAND_INPUTS[name]:
-                if input_name not in node["inputs"]:
+                if input_name not in node["inputs"] or not (
+                        node["class_type"].startswith("AID") or input_name in ANY_NODE_INPUTS):
                     continue
                 value = node["inputs"][input_name]
                 source = self.workflow.get(str(value[0])) if _is_link(value) else None
@@ -211,8 +225,8 @@ class WorkflowTargets:
                     targets.append(target)
         if not targets:
             inputs = " or ".join(repr(i) for i in SHORTHAND_INPUTS[name])
-            raise KeyError(f"the {name!r} column has nowhere to go: no AID node of the workflow "
-                           f"has an input {inputs}")
+            raise KeyError(f"the {name!r} column has nowhere to go: no node of the workflow "
+                           f"has an input {inputs} it sets")
         return targets
 
 
@@ -291,7 +305,7 @@ def read_jobs(csv_path: Path, workflow: dict) -> list[Job]:
             shorthand = column.strip() if column.strip() in SHORTHANDS else None
             for target in column_targets:
                 node = workflow[target.node_id]
-                if node["class_type"] == LOAD_IMAGE and target.input_name == "image":
+                if node["class_type"] in FIRST_FRAME_NODES and target.input_name == "image":
                     path = Path(cell.strip()).expanduser()
                     path = path if path.is_absolute() else csv_path.parent / path
                     if not path.is_file():

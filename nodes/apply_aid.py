@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .comfy_services import list_weight_files
-from .loaders import AID_FOLDERS, _missing, _path
+from .model_files import AID_FOLDERS, missing, model_path
 from .native_patch import apply_aid, check_svd_model
 
 CATEGORY = "AID/model"
@@ -53,14 +53,14 @@ class ApplyAID:
     def VALIDATE_INPUTS(cls, aid_weights=None):
         if aid_weights is None:
             return True
-        problem = _missing(AID_FOLDERS, aid_weights, "the AID weights")
+        problem = missing(AID_FOLDERS, aid_weights, "the AID weights")
         return f"aid_weights: {problem}" if problem else True
 
     def apply(self, model, aid_weights: str, strength: float):
         from aid_model.aid.weight_file import AIDWeightsError, read_aid_file
 
         check_svd_model(model)  # before reading a file that may be large
-        path = _path(AID_FOLDERS, aid_weights, "aid_weights", "the AID weights")
+        path = model_path(AID_FOLDERS, aid_weights, "aid_weights", "the AID weights")
         try:
             aid_file = read_aid_file(path)
             return (apply_aid(model, aid_file, strength, aid_weights),)

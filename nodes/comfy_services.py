@@ -1,16 +1,14 @@
 """ComfyUI's services, imported lazily, with plain fallbacks when ComfyUI is absent.
 
-The one module of the extension that touches ComfyUI's own modules (``folder_paths``,
-``comfy.model_management``, ``comfy.model_patcher``, ``comfy.utils``, ``latent_preview``).
-Inside ComfyUI every function here defers to ComfyUI; without it (tests, scripts) the same
-functions behave plainly, so the node classes run anywhere:
+What the model-file lists and the state prompter need from ComfyUI (``folder_paths``,
+``comfy.model_management``, ``comfy.model_patcher``). Inside ComfyUI every function here
+defers to ComfyUI; without it (tests, scripts) the same functions behave plainly:
 
 - model folders: ``folder_paths`` (``aid``, ``LLM``, ``llava`` registered by us);
   without ComfyUI, subfolders of ``$AID_MODELS_DIR`` (else ``./models``).
 - devices, dtype: ``comfy.model_management``; without it, cuda if available, else cpu.
-- loading, offloading: a ``ModelPatcher`` and ``load_models_gpu``; without, ``module.to``.
-- progress, previews: ``comfy.utils.ProgressBar`` and ``latent_preview``; without, nothing.
-- interrupt: ``throw_exception_if_processing_interrupted``; without, never.
+- loading, offloading (the state prompter's VLM): a ``ModelPatcher`` and
+  ``load_models_gpu``; without, ``module.to``.
 """
 
 from __future__ import annotations
@@ -18,7 +16,6 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
-import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,8 +28,6 @@ from torch import nn
 
 from aid_model.demo.paths import AID_FILE as DEMO_AID_FILE
 from aid_model.demo.paths import DEMO_DIR
-
-logger = logging.getLogger(__name__)
 
 ENV_MODELS_DIR = "AID_MODELS_DIR"
 ENV_TOKENIZER_DIR = "AID_CLIP_TOKENIZER_DIR"
@@ -241,20 +236,6 @@ def offload_device() -> torch.device:
     return services.mm.unet_offload_device() if services is not None else torch.device("cpu")
 
 
-def text_encoder_devices() -> tuple[torch.device, torch.device]:
-    """(load, offload) devices for the text encoder, as ComfyUI places text encoders."""
-    services = comfy()
-    if services is None:
-        return _fallback_device(), torch.device("cpu")
-    return services.mm.text_encoder_device(), services.mm.text_encoder_offload_device()
-
-
-def intermediate_device() -> torch.device:
-    """Where results that flow between nodes (latents, images) are kept."""
-    services = comfy()
-    return services.mm.intermediate_device() if services is not None else torch.device("cpu")
-
-
 def auto_dtype(device: torch.device) -> torch.dtype:
     """dtype "auto": bfloat16 where the device runs it well, else float16 on a GPU, float32
     on a CPU (ComfyUI's choice through ``unet_dtype`` with bfloat16 preferred)."""
@@ -274,13 +255,6 @@ def soft_empty_cache() -> None:
         services.mm.soft_empty_cache()
     elif torch.cuda.is_available():
         torch.cuda.empty_cache()
-
-
-def throw_if_interrupted() -> None:
-    """Raises ComfyUI's InterruptProcessingException once the user pressed Cancel."""
-    services = comfy()
-    if services is not None:
-        services.mm.throw_exception_if_processing_interrupted()
 
 
 # --- loading and offloading --------------------------------------------------------------
@@ -352,37 +326,3 @@ class ManagedModel:
             for module in self.modules.values():
                 module.to(self.offload_device)
         soft_empty_cache()
-
-
-# --- progress ----------------------------------------------------------------------------
-
-
-class StepProgress:
-    """A sampler callback: ComfyUI's progress bar with a latent preview of the last frame,
-    and the interrupt check between steps (raising cancels sampling)."""
-
-    def __init__(self, total: int):
-        self.bar = None
-        self.previewer = None
-        services = comfy()
-        if services is not None:
-            self.bar = services.utils.ProgressBar(total)
-            preview = _optional_module("latent_preview")
-            formats = _optional_module("comfy.latent_formats")
-            if preview is not None and formats is not None:
-                try:
-                    # SVD's latent space is SD 1.x's (ComfyUI uses SD15 for SVD too).
-                    self.previewer = preview.get_previewer(load_device(), formats.SD15())
-                except Exception as error:  # a missing TAESD file must not stop sampling
-                    logger.debug("no latent previews: %s", error)
-
-    def __call__(self, info: Any) -> None:
-        throw_if_interrupted()
-        if self.bar is None:
-            return
-        image = None
-        if self.previewer is not None:
-            # The last frame shows whether the instruction is being carried out.
-            latent = info.denoised[:1, -1]
-            image = self.previewer.decode_latent_to_preview_image("JPEG", latent)
-        self.bar.update_absolute(info.step + 1, info.total, image)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .errors import InputError, about_input
-from .handles import AID_VLM, expect
+from .state_prompter import AID_VLM, expect
 
 
 class PredictFutureStates:

@@ -115,7 +115,7 @@ class FakeComfy:
         problem = self.explode(prompt)
         if problem:
             messages.append(["execution_error", {
-                "prompt_id": prompt_id, "node_id": "20", "node_type": "AIDSampler",
+                "prompt_id": prompt_id, "node_id": "11", "node_type": "AIDConditioning",
                 "exception_type": "ValueError", "exception_message": problem + "\n",
                 "traceback": []}])
             return {"prompt": [0, prompt_id, prompt, {}, []], "outputs": {},
@@ -230,7 +230,7 @@ def write_jobs(folder: Path, rows: list[str], header: str) -> Path:
     return path
 
 
-HEADER = "id,image,instruction,states,seed,Dual-CFG EDM Sampler.steps"
+HEADER = "id,image,instruction,states,seed,KarrasScheduler.steps"
 ROWS = [
     'cup left,frame0.png,move the cup left,"a cup | the cup moves left",1,',
     'lift,frame1.png,lift the cup,,2,12',
@@ -244,8 +244,8 @@ def options(server, tmp_path, jobs, workflow=TYPED, **changes) -> BatchOptions:
 
 
 def saved_prompt(out: Path, job: str) -> dict:
-    webp = next((out / job).glob("30_*.webp"))
-    return json.loads(webp.read_text())
+    video = next((out / job).glob("32_*.mp4"))
+    return json.loads(video.read_text())
 
 
 def test_each_row_runs_with_its_values_and_its_outputs_come_back(server, tmp_path) -> None:
@@ -256,16 +256,18 @@ def test_each_row_runs_with_its_values_and_its_outputs_come_back(server, tmp_pat
     assert not report.failed and len(server.submissions) == 3
     out = tmp_path / "out"
     prompt = saved_prompt(out, "cup_left")
-    assert prompt["8"]["inputs"]["instruction"] == "move the cup left"
-    assert prompt["8"]["inputs"]["states"] == "a cup\nthe cup moves left"
-    assert prompt["20"]["inputs"]["seed"] == 1 and prompt["20"]["inputs"]["steps"] == 25
-    image = prompt["3"]["inputs"]["image"]
+    assert prompt["11"]["inputs"]["instruction"] == "move the cup left"
+    assert prompt["11"]["inputs"]["states"] == "a cup\nthe cup moves left"
+    assert prompt["23"]["inputs"]["noise_seed"] == 1 and prompt["22"]["inputs"]["steps"] == 25
+    # The uploaded frame replaces the workflow's example frame.
+    assert prompt["10"]["class_type"] == "LoadImage"
+    image = prompt["10"]["inputs"]["image"]
     assert image.startswith("aid_batch/") and image.endswith("_frame0.png")
     assert (server.root / "input" / image).read_bytes() == (tmp_path / "frame0.png").read_bytes()
-    assert saved_prompt(out, "lift")["20"]["inputs"]["steps"] == 12
-    assert saved_prompt(out, "plate")["8"]["inputs"]["states"] == "one\nstate a line"
+    assert saved_prompt(out, "lift")["22"]["inputs"]["steps"] == 12
+    assert saved_prompt(out, "plate")["11"]["inputs"]["states"] == "one\nstate a line"
     assert sorted(p.name for p in (out / "lift").iterdir()) == [
-        "30_aid_typed_states_00003_.webp", "32_video_aid_typed_states_00004_.mp4"]
+        "32_video_aid_predict_00002_.mp4"]
     records = Manifest(out / "manifest.jsonl").records
     assert {key: r["status"] for key, r in records.items()} == dict.fromkeys(
         ["cup left", "lift", "plate"], "done")
@@ -348,31 +350,31 @@ def test_a_server_restart_loses_the_prompt_and_the_client_queues_it_again(server
     assert len(report.done) == 1 and len(server.submissions) == 2
     assert any("no longer knows prompt" in line for line in logs)
     record = Manifest(tmp_path / "out" / "manifest.jsonl").get("cup left")
-    assert record["status"] == "done" and len(record["outputs"]) == 2
-    assert len(list((tmp_path / "out" / "cup_left").iterdir())) == 2  # no duplicates
+    assert record["status"] == "done" and len(record["outputs"]) == 1
+    assert len(list((tmp_path / "out" / "cup_left").iterdir())) == 1  # no duplicates
 
 
 def test_failed_rows_are_reported_with_comfyuis_error_and_retried_by_a_rerun(server,
                                                                            tmp_path) -> None:
     jobs = write_jobs(tmp_path, ROWS, HEADER)
     server.explode = lambda prompt: (
-        "input 'frames' = 0: K=6 reference frames" if prompt["20"]["inputs"]["seed"] == 2
-        else None)
+        "reference_frames: 16 frames given for video_frames = 16"
+        if prompt["23"]["inputs"]["noise_seed"] == 2 else None)
     server.reject = lambda prompt: {
         "error": {"type": "prompt_outputs_failed_validation",
                   "message": "Prompt outputs failed validation", "details": ""},
-        "node_errors": {"1": {"class_type": "AIDLoadModel", "errors": [{
+        "node_errors": {"2": {"class_type": "AIDApply", "errors": [{
             "message": "Custom validation failed for node",
-            "details": "svd_model - svd_model: 'x' is not in models/checkpoints"}]}},
-    } if prompt["20"]["inputs"]["seed"] == 3 else None
+            "details": "aid_weights - aid_weights: 'x' is not in models/aid"}]}},
+    } if prompt["23"]["inputs"]["noise_seed"] == 3 else None
     logs: list[str] = []
     report = run_batch(options(server, tmp_path, jobs), log=logs.append)
     assert [job.name for job in report.done] == ["cup_left"]
     failures = {job.name: reason for job, reason in report.failed}
-    assert failures["lift"] == ("node 20 (AIDSampler): ValueError: input 'frames' = 0: K=6 "
-                                "reference frames")
+    assert failures["lift"] == ("node 11 (AIDConditioning): ValueError: reference_frames: 16 "
+                                "frames given for video_frames = 16")
     assert failures["plate"].startswith("prompt refused (HTTP 400): Prompt outputs failed "
-                                        "validation; node 1 (AIDLoadModel): Custom validation")
+                                        "validation; node 2 (AIDApply): Custom validation")
     assert "failed rows" in logs[-1] and "line 3 [lift]" in logs[-1]
     server.explode = lambda prompt: None
     server.reject = lambda prompt: None
@@ -416,20 +418,25 @@ def test_columns_map_onto_titles_ids_classes_and_primitives(tmp_path) -> None:
 
     workflow = load_workflow(LLAVA)
     jobs_path = write_jobs(tmp_path, ['x,frame0.png,pour,"a | b",5,0.5,3'],
-                           "id,image,instruction,states,seed,AIDSampler.text_scale,"
-                           "20.steps")
+                           "id,image,instruction,states,seed,AIDGuider.text_scale,"
+                           "22.steps")
     (job,) = read_jobs(jobs_path, workflow)
-    assert job.uploads == {Target("3", "image"): tmp_path / "frame0.png"}
+    # The image column goes to the one first-frame node, here AID Example Frame.
+    assert job.uploads == {Target("10", "image"): tmp_path / "frame0.png"}
     # The instruction feeds two nodes through the "Instruction" primitive: set it there.
-    assert job.values[Target("4", "value")] == "pour"
+    assert job.values[Target("12", "value")] == "pour"
     # Typed states replace the link from Predict Future States.
-    assert job.values[Target("8", "states")] == "a\nb"
-    assert job.values[Target("20", "seed")] == 5
+    assert job.values[Target("11", "states")] == "a\nb"
+    assert job.values[Target("23", "noise_seed")] == 5
     assert job.values[Target("20", "text_scale")] == 0.5
-    assert job.values[Target("20", "steps")] == 3
-    prompt = job.prompt(workflow, {Target("3", "image"): "aid_batch/x.png"})
-    assert prompt["8"]["inputs"]["states"] == "a\nb" and workflow["8"]["inputs"]["states"] == [
-        "6", 0]
+    assert job.values[Target("22", "steps")] == 3
+    prompt = job.prompt(workflow, {Target("10", "image"): "aid_batch/x.png"})
+    assert prompt["11"]["inputs"]["states"] == "a\nb"
+    assert workflow["11"]["inputs"]["states"] == ["13", 0]
+    # The example frame becomes a Load Image of the upload, on the same links.
+    assert prompt["10"]["class_type"] == "LoadImage"
+    assert prompt["10"]["inputs"] == {"image": "aid_batch/x.png"}
+    assert workflow["10"]["class_type"] == "AIDExampleFrame"
 
 
 def test_bad_csvs_are_refused_before_anything_is_sent(tmp_path, capsys) -> None:

@@ -160,7 +160,7 @@ def test_clip_text_gives_the_library_penultimate_layer(native, library, text):
 
 def test_plain_svd_samples_with_core_nodes(native):
     model, clip_vision, vae, _ = native
-    image, _ = node("AIDDemoScene").draw(SCENE_SEED, "random")
+    image, _, _ = node("AIDDemoScene").draw(SCENE_SEED, "random")
     positive, negative, latent = core("SVD_img2vid_Conditioning").encode(
         clip_vision, image, vae, 64, 64, FRAMES, 127, FRAMES, 0.0)
     (samples,) = core("KSampler").sample(model, 0, 4, 2.0, "euler", "karras", positive,
@@ -173,15 +173,18 @@ def test_plain_svd_samples_with_core_nodes(native):
 
 def test_demo_scene_is_the_same_for_the_same_seed():
     scene = node("AIDDemoScene")
-    image, instruction = scene.draw(SCENE_SEED, "random")
-    again, instruction_again = scene.draw(SCENE_SEED, "random")
-    other, _ = scene.draw(SCENE_SEED + 1, "random")
+    image, instruction, states = scene.draw(SCENE_SEED, "random")
+    again, instruction_again, _ = scene.draw(SCENE_SEED, "random")
+    other, _, _ = scene.draw(SCENE_SEED + 1, "random")
     assert image.shape == (1, 64, 64, 3) and image.dtype == torch.float32
     assert image.min() >= 0 and image.max() <= 1
     assert torch.equal(image, again) and instruction == instruction_again
     assert not torch.equal(image, other)
     assert re.fullmatch(r"move the \w+ \w+ (left|right|up|down)", instruction)
-    _, left = scene.draw(SCENE_SEED, "left")
+    assert len(states.splitlines()) == 4
+    name = instruction.split()[2:4]  # the target object: "move the <colour> <shape> …"
+    assert all(" ".join(name) in state for state in states.splitlines()), states
+    _, left, _ = scene.draw(SCENE_SEED, "left")
     assert left == re.sub(r"\w+$", "left", instruction)
 
 

@@ -14,7 +14,7 @@ import json
 import shutil
 import sys
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import ModuleType
 
 import pytest
 import torch
@@ -27,10 +27,6 @@ SVD_FILE = "svd_tiny.safetensors"
 AID_FILE = "aid_tiny.safetensors"
 TEXT_ENCODER_FILE = "openclip_tiny.safetensors"
 BARE_TEXT_ENCODER_FILE = "bare/openclip_tiny_no_tokenizer.safetensors"
-# Heads the fixtures were built with (the weights cannot say).
-SVD_HEADS = {"unet_head_channels": 16, "clip_num_heads": 2}
-TEXT_HEADS = 4
-TINY_SIZE = 16  # pixels; the SVD fixture's native size
 
 
 @functools.cache
@@ -102,22 +98,6 @@ def _tokenizer_dir(base: Path, clip_text_dir: Path) -> Path:
     return write_comfy_tokenizer(base / "sd1_tokenizer", clip_text_dir)
 
 
-@functools.cache
-def _loaded(models: Path) -> SimpleNamespace:
-    svc = services()
-    previous = svc._models_dir_override
-    svc._models_dir_override = models
-    try:
-        with torch.inference_mode():  # as ComfyUI runs every node
-            (model,) = node("AIDLoadModel").load(SVD_FILE, AID_FILE, "fp32", True, **SVD_HEADS)
-            (svd,) = node("AIDLoadModel").load(SVD_FILE, "none", "fp32", True, **SVD_HEADS)
-            (encoder,) = node("AIDLoadTextEncoder").load(
-                TEXT_ENCODER_FILE, "fp32", True, num_heads=TEXT_HEADS)
-    finally:
-        svc._models_dir_override = previous
-    return SimpleNamespace(model=model, svd=svd, text_encoder=encoder)
-
-
 @pytest.fixture(scope="session")
 def tiny_models_dir(tmp_path_factory, svd_fixture_checkpoint, clip_text_fixture_dir) -> Path:
     return _models_dir(tmp_path_factory.getbasetemp(), svd_fixture_checkpoint,
@@ -135,13 +115,6 @@ def models_dir(tiny_models_dir, comfy_tokenizer_dir, monkeypatch) -> Path:
     monkeypatch.setattr(services(), "_models_dir_override", tiny_models_dir)
     monkeypatch.setenv(services().ENV_TOKENIZER_DIR, str(comfy_tokenizer_dir))
     return tiny_models_dir
-
-
-@pytest.fixture(scope="session")
-def loaded(tiny_models_dir, comfy_tokenizer_dir) -> SimpleNamespace:
-    """AID_MODEL, plain-SVD AID_MODEL and AID_TEXT_ENCODER from the loader nodes, once.
-    Tests must not change them."""
-    return _loaded(tiny_models_dir)
 
 
 def image(frames: int = 1, height: int = 24, width: int = 20, seed: int = 0) -> torch.Tensor:

@@ -1,44 +1,61 @@
 """The bundled workflows, checked against the node definitions so that a renamed input
 cannot silently break a user's graph: our nodes (NODE_CLASS_MAPPINGS) and ComfyUI's core
-nodes (tests/comfy_core_nodes.json, recorded from ComfyUI's /object_info). The API copies
-also run, in graph order, through our nodes with tiny models and stand-ins for the core
-nodes, and must yield frames; the demo workflow runs as shipped, on the bundled miniature."""
+nodes (tests/comfy_core_nodes.json, recorded from ComfyUI 0.3.64's /object_info). Each UI
+file describes the graph of its API copy, has its thumbnail, and explains itself on the
+canvas; the demo needs nothing but the extension. The workflows run in a real ComfyUI in
+tests/test_comfyui_workflows.py.
+
+The example frames (workflows/frames/) were drawn with PIL, as a few flat shapes each:
+
+    from PIL import Image, ImageDraw
+    def room(wall, table):  # a wall above a table top seen from the front
+        image = Image.new("RGB", (256, 256), wall)
+        draw = ImageDraw.Draw(image)
+        draw.rectangle([0, 150, 256, 256], fill=table)
+        draw.line([0, 150, 256, 150], fill=(90, 60, 35), width=3)
+        return image, draw
+    image, draw = room((214, 206, 190), (160, 112, 70))  # red_cup_on_table.png
+    draw.ellipse([40, 178, 112, 192], fill=(120, 85, 55))
+    draw.polygon([(48, 120), (104, 120), (98, 186), (54, 186)], fill=(200, 35, 40))
+    draw.ellipse([48, 114, 104, 128], fill=(150, 20, 25))
+    draw.arc([94, 132, 124, 168], start=-90, end=90, fill=(200, 35, 40), width=7)
+    image, draw = room((200, 210, 220), (150, 120, 85))  # blue_ball_and_green_box.png
+    draw.rectangle([150, 130, 226, 196], fill=(40, 140, 70))
+    draw.polygon([(150, 130), (226, 130), (214, 112), (162, 112)], fill=(25, 95, 45))
+    draw.ellipse([70, 190, 124, 204], fill=(110, 85, 60))
+    draw.ellipse([72, 148, 122, 198], fill=(40, 80, 210))
+    draw.ellipse([84, 158, 98, 170], fill=(140, 170, 240))
+    image, draw = room((225, 222, 210), (120, 110, 100))  # cabinet_with_drawers.png
+    draw.rectangle([58, 60, 198, 226], fill=(150, 100, 55), outline=(95, 60, 30), width=3)
+    for top in (72, 150):
+        draw.rectangle([70, top, 186, top + 64], fill=(175, 120, 70), outline=(95, 60, 30),
+                       width=3)
+        draw.ellipse([120, top + 26, 136, top + 40], fill=(60, 50, 40))
+    # each saved with image.save(path, optimize=True)
+"""
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from test_nodes_support import (
-    AID_FILE,
-    REPO_ROOT,
-    SVD_FILE,
-    SVD_HEADS,
-    TEXT_ENCODER_FILE,
-    TEXT_HEADS,
-    TINY_SIZE,
-    load_package,
-)
-
-# The shared fixtures (tiny models folder, loaded handles) register once per session.
-pytest_plugins = ["test_nodes_support"]
+from test_nodes_support import REPO_ROOT, load_package
 
 WORKFLOWS = REPO_ROOT / "workflows"
 UI_FILES = sorted(WORKFLOWS.glob("*.json"))
 API_FILES = sorted((WORKFLOWS / "api").glob("*.json"))
-DEMO_API = WORKFLOWS / "api" / "aid_demo.json"
-# The demo workflow's loader has no tiny stand-in: it runs on the bundled model instead.
-TINY_API_FILES = [path for path in API_FILES if path != DEMO_API]
+REAL_MODEL = [p for p in UI_FILES if p.stem != "aid_demo"]
 CORE = {k: v for k, v in json.loads(
     (REPO_ROOT / "tests" / "comfy_core_nodes.json").read_text()).items() if not k.startswith("_")}
 MAPPINGS = load_package().NODE_CLASS_MAPPINGS
 WIDGETS = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 UI_ONLY = {"Note", "MarkdownNote"}
-# Our combos that list files on the user's machine (checked at run time, not here).
-FILE_COMBOS = {"svd_model", "aid_weights", "text_encoder", "vlm"}
+# Our combos that list files on the user's machine (checked when queued, not here).
+FILE_COMBOS = {"aid_weights", "vlm"}
+# The frontend gives these INT widgets a "control after generate" widget of their own.
+SEED_NAMES = {"seed", "noise_seed"}
 
 
 def read(path: Path) -> dict:
@@ -95,11 +112,18 @@ def check_value(where: str, spec: dict, value) -> None:
         assert spec["min"] <= value <= spec["max"], f"{where}: {value} outside range"
 
 
-def test_there_are_the_bundled_workflows() -> None:
+def test_there_are_the_bundled_workflows_each_with_its_thumbnail() -> None:
+    from PIL import Image
+
     names = {path.stem for path in UI_FILES}
     assert names == {path.stem for path in API_FILES}
     assert {"aid_predict_llava_states", "aid_predict_typed_states", "aid_long_video",
             "aid_manipulation", "aid_demo"} <= names
+    for name in names:  # ComfyUI's template browser shows NAME.jpg beside NAME.json
+        thumbnail = WORKFLOWS / f"{name}.jpg"
+        assert thumbnail.stat().st_size < 100_000, name
+        with Image.open(thumbnail) as image:
+            assert image.format == "JPEG" and 256 <= image.width <= 1024, name
 
 
 @pytest.mark.parametrize("path", API_FILES, ids=lambda p: p.stem)
@@ -160,7 +184,9 @@ def ui_to_api(ui: dict) -> dict:
             name = spec["name"]
             if spec["type"] in WIDGETS:
                 value = next(values)
-                for _ in range(bool(spec.get("control_after_generate")) + bool(spec.get("upload"))):
+                control = spec.get("control_after_generate") or (
+                    spec["type"] == "INT" and name in SEED_NAMES)
+                for _ in range(bool(control) + bool(spec.get("upload"))):
                     next(values)
                 inputs[name] = value
             if name in linked:
@@ -244,155 +270,64 @@ def test_ui_workflow_is_laid_out_with_a_note_in_every_group(path: Path) -> None:
         assert any(n["type"] not in UI_ONLY for n in inside), group["title"]
 
 
-# --- running the API workflows ------------------------------------------------------------
-
-TINY_INPUTS = {
-    "AIDLoadModel": dict(svd_model=SVD_FILE, aid_weights=AID_FILE, dtype="fp32", **SVD_HEADS),
-    "AIDLoadTextEncoder": dict(text_encoder=TEXT_ENCODER_FILE, dtype="fp32", num_heads=TEXT_HEADS),
-    "AIDLoadStatePrompter": dict(vlm="tiny-llava/", dtype="fp32", max_new_tokens=6),
-}
-TINY_EVERYWHERE = dict(width=TINY_SIZE, height=TINY_SIZE, steps=2)
+def notes(path: Path) -> str:
+    return "\n".join(n["widgets_values"][0] for n in read(path)["nodes"] if n["type"] in UI_ONLY)
 
 
-class CoreStandIns:
-    """What the core nodes do with our outputs, recorded instead of saved. Load Image reads
-    ``input_dir`` (ComfyUI's input folder) when given, else makes a random frame."""
-
-    def __init__(self, input_dir: Path | None = None):
-        self.input_dir = input_dir
-        self.saved: dict[str, torch.Tensor] = {}
-        self.texts: dict[str, str] = {}
-
-    def run(self, node_id: str, class_type: str, inputs: dict):
-        if class_type == "LoadImage" and self.input_dir is not None:
-            return load_image(self.input_dir / inputs["image"])
-        if class_type == "LoadImage":
-            generator = torch.Generator().manual_seed(int(node_id))
-            return (torch.rand(1, 24, 20, 3, generator=generator), torch.zeros(1, 24, 20))
-        if class_type in ("PrimitiveString", "PrimitiveStringMultiline"):
-            return (inputs["value"],)
-        if class_type == "ImageBatch":
-            return (torch.cat([inputs["image1"], inputs["image2"]]),)
-        if class_type == "CreateVideo":
-            return ({"images": inputs["images"], "fps": inputs["fps"]},)
-        if class_type in ("SaveAnimatedWEBP", "SaveAnimatedPNG", "SaveImage", "PreviewImage",
-                          "SaveWEBM"):
-            self.saved[node_id] = inputs["images"]
-            return ()
-        if class_type == "SaveVideo":
-            self.saved[node_id] = inputs["video"]["images"]
-            return ()
-        if class_type == "PreviewAny":
-            self.texts[node_id] = inputs["source"]
-            return ()
-        raise AssertionError(f"no stand-in for core node {class_type}")
+@pytest.mark.parametrize("path", REAL_MODEL, ids=lambda p: p.stem)
+def test_real_model_workflows_say_which_files_go_where(path: Path) -> None:
+    text = notes(path)
+    for needed in ("models/checkpoints", "stabilityai/stable-video-diffusion-img2vid-xt",
+                   "models/aid", "docs/training.md", "models/text_encoders",
+                   "laion/CLIP-ViT-H-14-laion2B-s32B-b79K", "open_clip_model.safetensors",
+                   "Hugging Face"):
+        assert needed in text, f"{path.name}: the notes do not say {needed!r}"
+    assert "not downloaded" in text  # AID weights come from training, plainly
+    api = read(WORKFLOWS / "api" / path.name)
+    if any(node["class_type"] == "AIDLoadStatePrompter" for node in api.values()):
+        assert "models/LLM" in text and "llava" in text.lower()
 
 
-def load_image(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """(IMAGE, MASK) of an RGB file, as ComfyUI's Load Image makes them."""
-    from PIL import Image
-
-    with Image.open(path) as file:
-        pixels = torch.frombuffer(bytearray(file.convert("RGB").tobytes()), dtype=torch.uint8)
-        height, width = file.height, file.width
-    frame = pixels.reshape(1, height, width, 3).float() / 255.0
-    return frame, torch.zeros(1, height, width)
-
-
-_LOADER_CACHE: dict[str, tuple] = {}
-
-
-def execute(workflow: dict, core: CoreStandIns | None = None) -> CoreStandIns:
-    """Runs the graph in order; loader results are cached as ComfyUI caches them."""
-    core = core or CoreStandIns()
-    results: dict[str, tuple] = {}
-    for node_id in graph_order(workflow):
-        node = workflow[node_id]
-        inputs = {name: results[value[0]][value[1]] if isinstance(value, list) else value
-                  for name, value in node["inputs"].items()}
-        class_type = node["class_type"]
-        if class_type in MAPPINGS:
-            key = json.dumps([class_type, node["inputs"]], sort_keys=True)
-            if class_type.startswith("AIDLoad") and key in _LOADER_CACHE:
-                results[node_id] = _LOADER_CACHE[key]
-                continue
-            cls = MAPPINGS[class_type]
-            with torch.inference_mode():
-                results[node_id] = getattr(cls(), cls.FUNCTION)(**inputs)
-            if class_type.startswith("AIDLoad"):
-                _LOADER_CACHE[key] = results[node_id]
-        else:
-            results[node_id] = core.run(node_id, class_type, inputs)
-    return core
-
-
-def tiny(workflow: dict) -> dict:
+@pytest.mark.parametrize("path", API_FILES, ids=lambda p: p.stem)
+def test_first_frames_are_shipped_with_the_extension(path: Path) -> None:
+    """No workflow needs a file in ComfyUI's input/ folder: the real-model ones load a frame
+    from workflows/frames/, the demo draws its own."""
+    workflow = read(path)
+    classes = [node["class_type"] for node in workflow.values()]
+    assert "LoadImage" not in classes
     for node in workflow.values():
-        changes = {**TINY_INPUTS.get(node["class_type"], {}), **{
-            k: v for k, v in TINY_EVERYWHERE.items() if k in node["inputs"]}}
-        assert set(changes) <= set(node["inputs"]), (node["class_type"], changes)
-        node["inputs"].update(changes)
-    return workflow
+        if node["class_type"] == "AIDExampleFrame":
+            assert (WORKFLOWS / "frames" / node["inputs"]["frame"]).is_file()
+    if path.stem == "aid_demo":
+        from aid_model.demo.paths import AID_FILE
+
+        assert "AIDExampleFrame" not in classes and "AIDDemoScene" in classes
+        (apply,) = [n for n in workflow.values() if n["class_type"] == "AIDApply"]
+        assert apply["inputs"]["aid_weights"] == AID_FILE  # the demo's own, from demo_model/
+        assert {"ImageOnlyCheckpointLoader", "CLIPLoader", "AIDLoadStatePrompter"}.isdisjoint(
+            classes)
+    else:
+        assert classes.count("AIDExampleFrame") == 1
 
 
-@pytest.fixture(scope="module")
-def vlm_models(tiny_models_dir):
-    from test_states_prompter import build_tiny_llava
-
-    folder = tiny_models_dir / "LLM" / "tiny-llava"
-    created = not (folder / "config.json").is_file()
-    if created:
-        build_tiny_llava(folder)
-    yield folder
-    if created:  # the models folder is shared: leave it as other test modules expect it
-        shutil.rmtree(folder)
+# --- the nodes the workflows add ------------------------------------------------------------
 
 
-EXPECTED_FRAMES = {  # T = 6 for the tiny AID model
-    "aid_predict_llava_states": 6,
-    "aid_predict_typed_states": 6,
-    "aid_manipulation": 3 * 6,
-    "aid_long_video": 6 + 2 * (6 - 2),
-}
+def test_example_frame_loads_a_shipped_frame_as_an_image() -> None:
+    node = MAPPINGS["AIDExampleFrame"]
+    names = node.INPUT_TYPES()["required"]["frame"][0]
+    assert names == sorted(p.name for p in (WORKFLOWS / "frames").glob("*.png")) and names
+    (image,) = node().load(names[0])
+    assert image.shape == (1, 256, 256, 3) and image.dtype == torch.float32
+    assert image.min() >= 0.0 and image.max() <= 1.0 and image.std() > 0.05
+    assert node.VALIDATE_INPUTS(frame=names[0]) is True
+    message = node.VALIDATE_INPUTS(frame="../README.md")
+    assert message.startswith("frame: '../README.md'") and "Load Image" in message
 
 
-@pytest.mark.parametrize("path", TINY_API_FILES, ids=lambda p: p.stem)
-def test_api_workflow_runs_through_the_nodes_and_yields_frames(path, models_dir, vlm_models,
-                                                               one_thread) -> None:
-    core = execute(tiny(read(path)))
-    assert core.saved, "nothing reached a save node"
-    frames = list(core.saved.values())
-    for saved in frames:
-        assert saved.shape == (EXPECTED_FRAMES[path.stem], TINY_SIZE, TINY_SIZE, 3)
-        assert saved.dtype == torch.float32 and saved.min() >= 0.0 and saved.max() <= 1.0
-        assert torch.equal(saved, frames[0])
-    for text in core.texts.values():  # the VLM's states, one a line
-        assert len(text.splitlines()) == 4
-
-
-def test_the_demo_api_workflow_runs_on_the_bundled_model_as_the_library_does(one_thread) -> None:
-    """As shipped (no tiny stand-ins): the bundled miniature, the example frame beside the
-    workflows, the demo's settings; the frames are the library's own prediction."""
-    from aid_model.demo.load import DEMO_OPTIONS, load_demo_pipeline
-
-    workflow = read(DEMO_API)
-    core = execute(workflow, CoreStandIns(input_dir=WORKFLOWS))
-    (frames,) = core.saved.values()
-    assert frames.shape == (8, 64, 64, 3)
-    assert frames.dtype == torch.float32 and frames.min() >= 0.0 and frames.max() <= 1.0
-    first, _ = load_image(WORKFLOWS / workflow["3"]["inputs"]["image"])
-    assert torch.equal(frames[0], first[0])  # the given frame, kept at its place
-    assert (frames[1:] - first).abs().amax() > 0.01  # something was predicted
-
-    condition, sampler = workflow["8"]["inputs"], workflow["20"]["inputs"]
-    options = DEMO_OPTIONS.with_(seed=sampler["seed"], guidance_interval=(0.0, 1000.0),
-                                 decode_chunk_size=8)
-    assert (condition["width"], condition["height"], sampler["steps"], sampler["sampler"],
-            sampler["frame_scale"], sampler["text_scale"], sampler["fps"]) == (
-        options.width, options.height, options.steps, options.sampler, options.frame_scale,
-        options.text_scale, options.fps)
-    with torch.inference_mode():
-        expected = load_demo_pipeline().predict(
-            [first[0].permute(2, 0, 1)], condition["instruction"],
-            condition["states"].splitlines(), options)
-    assert torch.equal(frames, expected)
+def test_instruction_list_gives_one_item_per_line_and_refuses_none() -> None:
+    node = MAPPINGS["AIDInstructionList"]
+    assert node.OUTPUT_IS_LIST == (True,)
+    assert node().split(" push it left \n\n lift it\n") == (["push it left", "lift it"],)
+    with pytest.raises(ValueError, match=r"input .instructions..*at least one instruction"):
+        node().split("\n  \n")
