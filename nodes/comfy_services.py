@@ -30,7 +30,6 @@ from aid_model.demo.paths import AID_FILE as DEMO_AID_FILE
 from aid_model.demo.paths import DEMO_DIR
 
 ENV_MODELS_DIR = "AID_MODELS_DIR"
-ENV_TOKENIZER_DIR = "AID_CLIP_TOKENIZER_DIR"
 
 # Model folder names → subfolders of the models directory. The first four are ComfyUI's
 # own (``clip`` is its legacy name for ``text_encoders``); ``aid`` is ours; ``LLM`` and
@@ -200,21 +199,6 @@ def resolve_model_path(folders: tuple[str, ...], name: str) -> Path | None:
 def describe_folders(folders: tuple[str, ...]) -> str:
     """'models/checkpoints, models/diffusers' for error messages."""
     return ", ".join(str(path) for folder in folders for path in folder_dirs(folder))
-
-
-def comfy_clip_tokenizer_dir() -> Path | None:
-    """ComfyUI's own CLIP BPE files (``comfy/sd1_tokenizer``: vocab.json + merges.txt, the
-    vocabulary OpenCLIP ViT-H uses); ``$AID_CLIP_TOKENIZER_DIR`` outside ComfyUI."""
-    candidates = []
-    if os.environ.get(ENV_TOKENIZER_DIR):
-        candidates.append(Path(os.environ[ENV_TOKENIZER_DIR]))
-    spec = importlib.util.find_spec("comfy") if comfy() is not None else None
-    if spec is not None and spec.submodule_search_locations:
-        candidates += [Path(p) / "sd1_tokenizer" for p in spec.submodule_search_locations]
-    for folder in candidates:
-        if (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
-            return folder
-    return None
 
 
 # --- devices and dtypes ------------------------------------------------------------------

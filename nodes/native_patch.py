@@ -289,28 +289,35 @@ def encode_texts(clip, texts: list[str]) -> Tensor:
     entities, ligatures and full-width forms, mojibake, literal special tokens: 8 of the
     22 probes of tests/fixtures/clip-text/tokenizer_check.json) and reads "(word:1.2)" as a
     prompt weight. AID was trained on open_clip's ids, so the library's tokenizer
-    (open_clip's rules over the BPE files of ComfyUI's ``comfy/sd1_tokenizer``) makes the
+    (open_clip's rules over the BPE files of the CLIP's own tokenizer: ComfyUI's
+    ``comfy/sd1_tokenizer`` for OpenCLIP ViT-H, the world's files for the demo) makes the
     ids, and ComfyUI's tower encodes them (SD 2.x: penultimate layer, final LayerNorm).
     """
-    ids = _open_clip_tokenizer()(list(texts))  # (N, 77): SOT, ≤ 75 BPE ids, EOT, pad 0
+    ids = _open_clip_tokenizer(clip_tokenizer_dir(clip))(list(texts))  # (N, 77), pad 0
     rows = [[(token, 1.0) for token in row] for row in ids.tolist()]
     tokens = {key: rows for key in clip.tokenize("")}  # each of the CLIP's towers
     encoded = clip.encode_from_tokens(tokens)  # (1, N·77, d)
     return encoded.reshape(len(texts), -1, encoded.shape[-1]).float()
 
 
+def clip_tokenizer_dir(clip) -> Path:
+    """The folder of the BPE files (vocab.json, merges.txt) of ``clip``'s own tokenizer."""
+    for tokenizer in vars(clip.tokenizer).values():
+        folder = getattr(getattr(tokenizer, "tokenizer", None), "name_or_path", None)
+        if folder and (Path(folder) / "vocab.json").is_file() \
+                and (Path(folder) / "merges.txt").is_file():
+            return Path(folder)
+    raise ValueError(
+        "clip: its tokenizer's BPE files (vocab.json, merges.txt) were not found, so its "
+        "token ids cannot be made as AID was trained; connect the CLIP of Load CLIP (type "
+        "stable_diffusion, OpenCLIP ViT-H/14 text weights) or of Load AID Demo Model"
+    )
+
+
 @functools.cache
-def _open_clip_tokenizer():
+def _open_clip_tokenizer(folder: Path):
     from aid_model.text_encoder.tokenizer import load_tokenizer
 
-    from .comfy_services import comfy_clip_tokenizer_dir
-
-    folder = comfy_clip_tokenizer_dir()
-    if folder is None:
-        raise FileNotFoundError(
-            "clip: ComfyUI's CLIP tokenizer files (comfy/sd1_tokenizer/vocab.json, "
-            "merges.txt) were not found; reinstall ComfyUI or set $AID_CLIP_TOKENIZER_DIR"
-        )
     return load_tokenizer(folder)
 
 

@@ -158,6 +158,18 @@ def test_clip_text_gives_the_library_penultimate_layer(native, library, text):
     assert error <= CLIP_TOLERANCE
 
 
+@pytest.mark.parametrize("text", ["move the green circle left", ""])
+def test_aid_conditioning_reads_the_demo_text_with_the_demo_tokenizer(native, library, text):
+    """The text AID Conditioning encodes (``encode_texts``: open_clip's rules over the CLIP's
+    own BPE files) is the library's e_t for the demo, not ids of another vocabulary."""
+    patch = sys.modules[f"{PACKAGE_NAME}.nodes.native_patch"]
+    ours = patch.encode_texts(native[3], [text])
+    theirs = library[1].encode([text])
+    error = max_error(ours, theirs)
+    print(f"AID Conditioning text {text!r}: max error {error:.2e}")
+    assert error <= CLIP_TOLERANCE
+
+
 def test_plain_svd_samples_with_core_nodes(native):
     model, clip_vision, vae, _ = native
     image, _, _ = node("AIDDemoScene").draw(SCENE_SEED, "random")

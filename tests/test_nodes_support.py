@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -50,21 +49,6 @@ def node(type_name: str):
     return load_package().NODE_CLASS_MAPPINGS[type_name]()
 
 
-def write_comfy_tokenizer(folder: Path, clip_text_dir: Path) -> Path:
-    """A stand-in for ComfyUI's ``comfy/sd1_tokenizer``: the same BPE files, with ComfyUI's
-    tokenizer config (OpenAI's: pad token <|endoftext|>, not open_clip's 0)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in ("vocab.json", "merges.txt"):
-        shutil.copy(clip_text_dir / name, folder / name)
-    config = {
-        "tokenizer_class": "CLIPTokenizer", "model_max_length": 8192, "do_lower_case": True,
-        "errors": "replace", "add_prefix_space": False, "bos_token": "<|startoftext|>",
-        "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "pad_token": "<|endoftext|>",
-    }
-    (folder / "tokenizer_config.json").write_text(json.dumps(config))
-    return folder
-
-
 def build_models_dir(root: Path, svd_checkpoint: Path, clip_text_dir: Path) -> Path:
     """checkpoints/, aid/, text_encoders/ with tiny files, as a user's ComfyUI models/."""
     from tiny_models import tiny_aid_pipeline
@@ -94,26 +78,16 @@ def _models_dir(base: Path, svd_checkpoint: Path, clip_text_dir: Path) -> Path:
 
 
 @functools.cache
-def _tokenizer_dir(base: Path, clip_text_dir: Path) -> Path:
-    return write_comfy_tokenizer(base / "sd1_tokenizer", clip_text_dir)
-
-
 @pytest.fixture(scope="session")
 def tiny_models_dir(tmp_path_factory, svd_fixture_checkpoint, clip_text_fixture_dir) -> Path:
     return _models_dir(tmp_path_factory.getbasetemp(), svd_fixture_checkpoint,
                        clip_text_fixture_dir)
 
 
-@pytest.fixture(scope="session")
-def comfy_tokenizer_dir(tmp_path_factory, clip_text_fixture_dir) -> Path:
-    return _tokenizer_dir(tmp_path_factory.getbasetemp(), clip_text_fixture_dir)
-
-
 @pytest.fixture
-def models_dir(tiny_models_dir, comfy_tokenizer_dir, monkeypatch) -> Path:
-    """The fallback services pointed at the tiny models folder and tokenizer."""
+def models_dir(tiny_models_dir, monkeypatch) -> Path:
+    """The fallback services pointed at the tiny models folder."""
     monkeypatch.setattr(services(), "_models_dir_override", tiny_models_dir)
-    monkeypatch.setenv(services().ENV_TOKENIZER_DIR, str(comfy_tokenizer_dir))
     return tiny_models_dir
 
 
