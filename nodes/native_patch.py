@@ -9,8 +9,8 @@
   registers when ComfyUI patches the clone onto its model and removes when it unpatches
   it: on ``transformer_blocks[i].attn1`` (SA on its output), ``time_stack[i].attn1``
   (STA, then LTA; the frame size from ``transformer_options["activations_shape"]``) and
-  ``transformer_blocks[i].attn2`` (the MCondition branch on the query of that attn2's own,
-  patched, ``to_q``);
+  ``transformer_blocks[i].attn2`` (the MCondition branch on the query that attn2's own,
+  patched, ``to_q`` made, kept by a hook on that ``to_q``);
 - the AID modules (``AIDParts``) under their own ``ModelPatcher``, registered with
   ``set_additional_models``, so sampling loads, offloads and casts them with the UNet;
 - a ``DIFFUSION_MODEL`` wrapper that moves the MCondition the conditioning carries
@@ -168,7 +168,9 @@ def _hooks(parts, names: dict[str, str], strength: float) -> dict[str, Hook]:
         hooks[paths[attention]] = _temporal_adapters_hook(
             short.get(attention), long.get(attention), strength)
     for attention, branch in parts.mcondition_branches().items():
-        hooks[paths[attention]] = _mcondition_hook(branch, strength)
+        keep_query, hook = _mcondition_hooks(branch, strength)
+        hooks[paths[attention] + ".to_q"] = keep_query
+        hooks[paths[attention]] = hook
     return hooks
 
 
@@ -192,8 +194,17 @@ def _temporal_adapters_hook(short_term, long_term, strength: float) -> Hook:
     return hook
 
 
-def _mcondition_hook(branch, strength: float) -> Hook:
+def _mcondition_hooks(branch, strength: float) -> tuple[Hook, Hook]:
+    """(hook on attn2.to_q, hook on attn2): the branch reads the query attn2 itself made
+    (its first step, ``to_q`` of its input, patched weights included) instead of making it
+    a second time."""
+    query: list[Tensor] = []
+
+    def keep_query(module, args, kwargs, output):
+        query[:] = [output]  # (B·T, h·w, c)
+
     def hook(module, args, kwargs, output):
+        made = query.pop()  # not kept past the call: at svd_xt's size it is tens of MB
         mcondition = kwargs.get("transformer_options", {}).get(MCONDITION)
         if mcondition is None:  # a conditioning without MCondition: SVD's attention only
             return output
@@ -204,9 +215,9 @@ def _mcondition_hook(branch, strength: float) -> Hook:
                 f"{tokens.shape[0]}: give the sampler the latent of the same AID Conditioning "
                 "(its video_frames)"
             )
-        return output + strength * branch(module.to_q(tokens), mcondition, module.heads)
+        return output + strength * branch(made, mcondition, module.heads)
 
-    return hook
+    return keep_query, hook
 
 
 class AIDInjection:
