@@ -77,7 +77,6 @@ def _models_dir(base: Path, svd_checkpoint: Path, clip_text_dir: Path) -> Path:
     return build_models_dir(base / "comfy-models", svd_checkpoint, clip_text_dir)
 
 
-@functools.cache
 @pytest.fixture(scope="session")
 def tiny_models_dir(tmp_path_factory, svd_fixture_checkpoint, clip_text_fixture_dir) -> Path:
     return _models_dir(tmp_path_factory.getbasetemp(), svd_fixture_checkpoint,
