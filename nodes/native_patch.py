@@ -35,7 +35,6 @@ from torch import Tensor, nn
 KEY = "aid"  # attachment, additional models, injections and wrapper key
 MCONDITION = "aid_mcondition"  # model_conds / transformer_options key
 UNET_PREFIX = "diffusion_model."  # the UNet's keys in the BaseModel's state dict
-ATTENTION_OVERRIDE = "optimized_attention_override"  # ComfyUI's hook on every attention
 
 
 @dataclass(frozen=True)
@@ -126,8 +125,6 @@ def apply_aid(model, aid_file, strength: float, name: str):
     parts = AIDParts(aid_file).to(dtype=compute_dtype(model))
 
     clone = model.clone()
-    options = clone.model_options.setdefault("transformer_options", {})
-    options[ATTENTION_OVERRIDE] = single_key_attention(options.get(ATTENTION_OVERRIDE))
     patcher = comfy.model_patcher.ModelPatcher(parts, load_device=model.load_device,
                                                offload_device=model.offload_device)
     clone.set_additional_models(KEY, [patcher])
@@ -142,35 +139,6 @@ def apply_aid(model, aid_file, strength: float, name: str):
     clone.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, KEY,
                                move_mcondition)
     return clone
-
-
-def single_key_attention(previous: Callable | None = None) -> Callable:
-    """A ComfyUI ``optimized_attention_override``: attention onto ONE key is its value.
-
-    SVD's cross-attentions attend to a single token (the CLIP image embedding), and a
-    softmax over one key is exactly 1, so every query gets that value: the same numbers
-    without the attention, as the library's ``svd.single_token_attention`` does (a few %
-    of a step). Every other call goes to ``previous`` (an override already set on the
-    MODEL) or to ComfyUI's own attention function.
-    """
-
-    def override(func, q, k, v, heads, mask=None, *args, **kwargs):
-        split = kwargs.get("skip_reshape", False)  # q, k, v (b, heads, n, d), else (b, n, heads·d)
-        if mask is None and k.shape[-2 if split else 1] == 1:
-            if split:
-                out = v.expand(-1, -1, q.shape[2], -1)  # (b, heads, n, d)
-                if kwargs.get("skip_output_reshape", False):
-                    return out
-                return out.transpose(1, 2).reshape(q.shape[0], q.shape[2], -1)
-            out = v.expand(-1, q.shape[1], -1)  # (b, n, heads·d)
-            if kwargs.get("skip_output_reshape", False):
-                return out.reshape(q.shape[0], q.shape[1], heads, -1).transpose(1, 2)
-            return out
-        if previous is not None:
-            return previous(func, q, k, v, heads, mask, *args, **kwargs)
-        return func(q, k, v, heads, mask, *args, **kwargs)
-
-    return override
 
 
 def _weight_differences(model, trained: dict[str, Tensor],

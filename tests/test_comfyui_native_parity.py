@@ -47,7 +47,6 @@ FRAME_SCALE, TEXT_SCALE = 2.0, 3.5
 TOLERANCE, SAMPLING_TOLERANCE = 2e-5, 1e-4
 
 NODES = load_package().NODE_CLASS_MAPPINGS
-PATCH = sys.modules[f"{load_package().__name__}.nodes.native_patch"]
 
 
 def randomise(model, seed: int) -> None:
@@ -251,29 +250,6 @@ def test_dual_cfg_euler_run_ends_where_the_librarys_does(host, trained) -> None:
     library = trained.sample_latents(*library_run(trained))[0]
     scale = 0.18215  # the sampler's state is the latent × SD's scale factor
     assert (native * scale - library * scale).abs().max() <= SAMPLING_TOLERANCE
-
-
-def test_attention_onto_one_key_is_its_value_without_computing_it(host, trained) -> None:
-    """Apply AID's attention override skips SVD's one-token cross-attentions (a softmax
-    over one key is 1) and leaves every other attention to ComfyUI: the run is the one
-    with the attention computed, and the shortcut is taken."""
-    clone = applied(host, "random.safetensors")
-    conditionings = node_conditionings(host, clone)
-    _, _, noise = library_branches(trained)
-    options = clone.model_options["transformer_options"]
-    shortcut = options[PATCH.ATTENTION_OVERRIDE]
-    calls = {"one key": 0, "other": 0}
-
-    def counting(func, q, k, v, heads, *args, **kwargs):
-        calls["one key" if k.shape[1] == 1 else "other"] += 1
-        return shortcut(func, q, k, v, heads, *args, **kwargs)
-
-    options[PATCH.ATTENTION_OVERRIDE] = counting
-    fast = sample_native(clone, conditionings, noise)
-    del options[PATCH.ATTENTION_OVERRIDE]
-    computed = sample_native(clone, conditionings, noise)
-    assert calls["one key"] > 0 and calls["other"] > 0
-    assert (fast - computed).abs().max() <= 1e-6
 
 
 def library_run(pipeline):

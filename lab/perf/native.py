@@ -469,20 +469,16 @@ def run_speed(config: BenchConfig, work: Path, repeats: int, seed: int,
 
         return run
 
-    patch = extension_module("native_patch")
-    applied = transformer_options.get(patch.ATTENTION_OVERRIDE)  # Apply AID's (one key)
-
     def native(name: str, override: Callable | None) -> Callable[[], dict[str, float]]:
         def run() -> dict[str, float]:
-            if override is not None:  # another attention, under Apply AID's shortcut
-                transformer_options[patch.ATTENTION_OVERRIDE] = patch.single_key_attention(
-                    override)
+            if override is not None:
+                transformer_options["optimized_attention_override"] = override
             started = time.perf_counter()
             try:
                 with StepMarks(native_unet) as marks:
                     advanced.sample(noise, guider, sampler, sigmas, latent)
             finally:
-                transformer_options[patch.ATTENTION_OVERRIDE] = applied
+                transformer_options.pop("optimized_attention_override", None)
             rows[name] = marks.rows
             return {"step_s": marks.step_seconds(), "clip_s": time.perf_counter() - started}
 
