@@ -46,6 +46,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="objects move at random, with no instruction and no states (base-model clips)",
     )
+    parser.add_argument(
+        "--palette",
+        choices=("exact", "varied"),
+        default="exact",
+        help=(
+            "exact: the grey-200 background and pure primaries the bundled miniature knows; "
+            "varied: each clip draws its own grey (150-240), primaries (within 40 of pure) "
+            "and anti-aliasing, the same scenes otherwise (default: exact)"
+        ),
+    )
     parser.add_argument("--num-states", type=int, default=4, help="states per clip, S (default: 4)")
     parser.add_argument(
         "--preview-clips",
@@ -59,6 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from aid_model.synthetic.clip import generate_clip
     from aid_model.synthetic.dataset import clip_seeds
+    from aid_model.synthetic.world import WorldConfig
     from aid_model.synthetic.writer import CONTACT_SHEET, write_dataset
 
     if args.num_clips < 1:
@@ -73,8 +84,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     started = time.perf_counter()
+    config = WorldConfig(palette=args.palette)
     clips = (
-        generate_clip(seed, random_motion=args.random_motion, num_states=args.num_states)
+        generate_clip(
+            seed, random_motion=args.random_motion, num_states=args.num_states, config=config
+        )
         for seed in seeds
     )
     written: list[int] = []
@@ -82,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
                              preview_clips=args.preview_clips)
     elapsed = time.perf_counter() - started
     kind = "random-motion" if args.random_motion else "instructed"
+    kind += ", varied-palette" if args.palette == "varied" else ""
     print(
         f"{args.num_clips} {kind} clip(s), seeds {written[0]}..{written[-1]}, written "
         f"in {elapsed:.1f} s\nannotations: {manifest}"

@@ -12,9 +12,9 @@
 green, blue or yellow; "move the {colour} {shape} {left|right|up|down}" moves that object
 12–24 px over 8 frames at constant speed, stopping at the border, while the others stay.
 The modules, one concept each: ``world`` (the rules), ``scene``, ``render``,
-``instructions``, ``motion``, ``states``, ``clip``, ``detect``, ``accuracy``,
-``prompter`` (the VLM stand-in), ``vocabulary`` (its words), ``dataset`` (in memory),
-``writer`` (generic format on disk). See docs/synthetic-world.md.
+``instructions``, ``motion``, ``states``, ``clip``, ``palette`` (exact or varied colours),
+``detect``, ``accuracy``, ``prompter`` (the VLM stand-in), ``vocabulary`` (its words),
+``dataset`` (in memory), ``writer`` (generic format on disk). See docs/synthetic-world.md.
 """
 
 from aid_model.synthetic.accuracy import (
@@ -35,12 +35,13 @@ from aid_model.synthetic.dataset import (
 )
 from aid_model.synthetic.detect import DetectedObject, detect_objects
 from aid_model.synthetic.instructions import TEMPLATES, Instruction, parse_instruction
+from aid_model.synthetic.palette import ScenePalette, read_palette, scene_palette
 from aid_model.synthetic.prompter import SyntheticStatePrompter
 from aid_model.synthetic.render import render_clip, render_frame
 from aid_model.synthetic.scene import SceneObject, sample_scene
 from aid_model.synthetic.states import describe_position, state_frames, trajectory_states
 from aid_model.synthetic.vocabulary import split_words, vocabulary
-from aid_model.synthetic.world import COLOURS, DIRECTIONS, SHAPES, WorldConfig
+from aid_model.synthetic.world import COLOURS, DIRECTIONS, PALETTES, SHAPES, WorldConfig
 from aid_model.synthetic.writer import write_dataset
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "FPS",
     "MAX_STILL_MOVE",
     "MIN_MOVE",
+    "PALETTES",
     "SHAPES",
     "SPLITS",
     "TEMPLATES",
@@ -56,6 +58,7 @@ __all__ = [
     "DirectionCheck",
     "Instruction",
     "SceneObject",
+    "ScenePalette",
     "SyntheticClip",
     "SyntheticClipDataset",
     "SyntheticStatePrompter",
@@ -69,9 +72,11 @@ __all__ = [
     "direction_accuracy_batch",
     "generate_clip",
     "parse_instruction",
+    "read_palette",
     "render_clip",
     "render_frame",
     "sample_scene",
+    "scene_palette",
     "split_words",
     "state_frames",
     "trajectory_states",

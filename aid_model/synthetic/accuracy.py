@@ -10,6 +10,10 @@ paired when its colour is unique among the unpaired objects of both frames.
 It fails, with a reason, when the instruction names no object of the first frame, when
 any object of the first frame cannot be found in the last, or when the moves are wrong.
 Objects that appear only in the last frame do not count against it.
+
+In the varied world (``WorldConfig(palette="varied")``) the palette is read from the
+first frame, the given one, and the last frame is read with it too, so a model that
+fades a colour is judged against the scene's own colours.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from aid_model.synthetic.detect import DetectedObject, detect_objects
+from aid_model.synthetic.detect import DetectedObject, detect_objects, scene_palette_of
 from aid_model.synthetic.instructions import parse_instruction
 from aid_model.synthetic.world import WorldConfig
 
@@ -78,8 +82,9 @@ def check_direction(
     or PIL images. Raises ``ValueError`` if the instruction is not one of this world's.
     """
     command = parse_instruction(instruction)
-    before = detect_objects(first_frame, config, value_range=value_range)
-    after = detect_objects(last_frame, config, value_range=value_range)
+    palette = scene_palette_of(first_frame, config, value_range=value_range)
+    before = detect_objects(first_frame, config, value_range=value_range, palette=palette)
+    after = detect_objects(last_frame, config, value_range=value_range, palette=palette)
     named = [obj for obj in before if obj.identity == command.target]
     if len(named) != 1:
         return DirectionCheck(

@@ -7,7 +7,9 @@ Two modes:
   is no instruction and there are no states.
 
 The same ``(clip_seed, random_motion, config)`` always gives the same clip, bit for bit:
-all randomness comes from one ``numpy`` generator seeded by them.
+all randomness comes from ``numpy`` generators seeded by them (one for the scene, motion
+and words; with ``config.palette == "varied"`` a second one for the palette, so a varied
+clip shows the exact clip of its seed in other colours).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from aid_model.synthetic.motion import (
     room,
     trajectory_clear,
 )
+from aid_model.synthetic.palette import ScenePalette, exact_palette, scene_palette
 from aid_model.synthetic.render import render_clip
 from aid_model.synthetic.scene import SceneObject, sample_scene
 from aid_model.synthetic.states import trajectory_states
@@ -43,6 +46,7 @@ class SyntheticClip:
     ``command``: what it asks (None in random-motion mode); ``target``: the named object's
     index in ``objects``. ``travel``: the distance the instruction asked for, before the
     border could stop it. ``states``: S sentences ([] in random-motion mode).
+    ``palette``: the colours and supersampling the frames were drawn with.
     """
 
     seed: int
@@ -54,6 +58,7 @@ class SyntheticClip:
     target: int | None = None
     travel: float = 0.0
     states: list[str] = field(default_factory=list)
+    palette: ScenePalette = field(default_factory=lambda: exact_palette(WorldConfig()))
 
     @property
     def random_motion(self) -> bool:
@@ -61,7 +66,10 @@ class SyntheticClip:
 
     @property
     def sample_id(self) -> str:
-        return f"synthetic-{'random' if self.random_motion else 'instructed'}-{self.seed:09d}"
+        mode = "random" if self.random_motion else "instructed"
+        # A varied clip shares its seed with an exact one; caches keyed by id keep them apart.
+        tag = "-varied" if self.palette.kind == "varied" else ""
+        return f"synthetic-{mode}{tag}-{self.seed:09d}"
 
 
 def clip_rng(clip_seed: int, random_motion: bool = False) -> np.random.Generator:
@@ -81,16 +89,21 @@ def generate_clip(
     """The clip of ``clip_seed``: instructed by default, random motion if asked."""
     config = config or WorldConfig()
     rng = clip_rng(clip_seed, random_motion)
+    palette = scene_palette(clip_seed, _MODE_SALT[bool(random_motion)], config)
     if random_motion:
         objects, trajectory = _random_motion(rng, config)
         return SyntheticClip(
-            clip_seed, render_clip(objects, trajectory, config), objects, trajectory
+            clip_seed,
+            render_clip(objects, trajectory, config, palette),
+            objects,
+            trajectory,
+            palette=palette,
         )
     objects, target, direction, travel, trajectory = _instructed_motion(rng, config)
     command = Instruction(objects[target].colour, objects[target].shape, direction)
     return SyntheticClip(
         seed=clip_seed,
-        frames=render_clip(objects, trajectory, config),
+        frames=render_clip(objects, trajectory, config, palette),
         objects=objects,
         trajectory=trajectory,
         instruction=sample_instruction_text(command, rng),
@@ -98,6 +111,7 @@ def generate_clip(
         target=target,
         travel=travel,
         states=trajectory_states(objects[target], trajectory[:, target], num_states, config),
+        palette=palette,
     )
 
 

@@ -15,6 +15,7 @@ train and held-out splits draw from disjoint seed ranges of ``SPLIT_SIZE`` seeds
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -65,7 +66,9 @@ class SyntheticClipDataset(Dataset):
 
     ``split``: "train" or "heldout". ``seed``: offset of the first clip seed within the
     split. ``random_motion``: clips for the base model (no instruction, no states).
-    ``num_states``: S. ``config``: the world (default: issue 7's).
+    ``num_states``: S. ``config``: the world (default: issue 7's). ``palette``: "exact" or
+    "varied", overriding ``config.palette`` (the held-out benchmark's second palette is
+    ``split="heldout", palette="varied"``: the same scenes, each in its own colours).
     """
 
     def __init__(
@@ -77,6 +80,7 @@ class SyntheticClipDataset(Dataset):
         random_motion: bool = False,
         num_states: int = DEFAULT_NUM_STATES,
         config: WorldConfig | None = None,
+        palette: str | None = None,
         fps: float = FPS,
     ) -> None:
         self.seeds = clip_seeds(split, seed, num_clips)
@@ -84,6 +88,8 @@ class SyntheticClipDataset(Dataset):
         self.random_motion = random_motion
         self.num_states = num_states
         self.config = config or WorldConfig()
+        if palette is not None:
+            self.config = replace(self.config, palette=palette)
         self.fps = fps
 
     def __len__(self) -> int:

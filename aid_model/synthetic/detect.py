@@ -2,6 +2,10 @@
 
 Works on rendered frames exactly and on a model's generated frames approximately:
 
+0. The scene's palette: the world's exact one (``WorldConfig.palette == "exact"``), or,
+   for the varied world, the background and primaries read from the frame
+   (``palette.read_palette``), so any light-grey scene with saturated primaries is read
+   by the nearest primary rather than by exact values.
 1. Every pixel is read as the background blended toward one of the four primaries,
    ``pixel = background + a · (primary − background)``; for each primary, ``a`` is the
    least-squares blend and the residual says how far the pixel is from that line. A pixel
@@ -24,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from aid_model.synthetic.palette import ScenePalette, exact_palette, read_palette
 from aid_model.synthetic.render import shape_coverage
 from aid_model.synthetic.scene import NamedObject, SceneObject, centroid_offset
 from aid_model.synthetic.world import COLOURS, SHAPES, WorldConfig
@@ -102,16 +107,21 @@ def detect_objects(
     config: WorldConfig | None = None,
     *,
     value_range: tuple[float, float] = (0.0, 1.0),
+    palette: ScenePalette | None = None,
 ) -> list[DetectedObject]:
     """The objects in one frame, sorted by (colour, shape, y, x).
 
-    ``frame``: see ``as_uint8_frame``. ``config`` gives the background colour (default
-    world otherwise).
+    ``frame``: see ``as_uint8_frame``. ``config``: the world (default world otherwise);
+    its palette decides the colours looked for unless ``palette`` gives them: exact,
+    ``config.background`` and ``COLOURS``; varied, those ``scene_palette_of`` reads from
+    this frame.
     """
     config = config or WorldConfig()
-    image = as_uint8_frame(frame, value_range).astype(np.float64)
+    levels = as_uint8_frame(frame, value_range)
+    palette = palette or scene_palette_of(levels, config)
+    image = levels.astype(np.float64)
     height, width, _ = image.shape
-    blends, labels = _classify_pixels(image, config)
+    blends, labels = _classify_pixels(image, palette)
     found: list[DetectedObject] = []
     for index, colour in enumerate(COLOURS):
         blend = blends[index]
@@ -137,10 +147,24 @@ def detect_objects(
     return found
 
 
-def _classify_pixels(image: np.ndarray, config: WorldConfig) -> tuple[np.ndarray, np.ndarray]:
+def scene_palette_of(
+    frame: Any, config: WorldConfig | None = None, value_range: tuple[float, float] = (0.0, 1.0)
+) -> ScenePalette:
+    """The palette the detector reads ``frame`` with under ``config``: the exact one, or, in
+    the varied world, the one the frame shows (``frame``, ``value_range``: as for
+    ``as_uint8_frame``)."""
+    config = config or WorldConfig()
+    if config.palette == "exact":
+        return exact_palette(config)
+    return read_palette(as_uint8_frame(frame, value_range), config)
+
+
+def _classify_pixels(image: np.ndarray, palette: ScenePalette) -> tuple[np.ndarray, np.ndarray]:
     """Per primary, each pixel's blend (K, H, W) in [0, 1]; per pixel, its colour index or −1."""
-    background = np.asarray(config.background, dtype=np.float64)
-    primaries = np.asarray(list(COLOURS.values()), dtype=np.float64) - background  # (K, 3)
+    background = np.asarray(palette.background, dtype=np.float64)
+    primaries = np.asarray(  # (K, 3), in COLOURS' order
+        [palette.colours[name] for name in COLOURS], dtype=np.float64
+    ) - background
     offset = image - background  # (H, W, 3)
     blends = np.einsum("hwc,kc->khw", offset, primaries) / (primaries**2).sum(axis=1)[:, None, None]
     blends = blends.clip(0.0, 1.0)

@@ -3,8 +3,9 @@
 Each pixel is cut into ``supersampling²`` sample points; an object's coverage of a pixel
 is the share of its points inside the shape, and the pixel is the background blended
 toward the object's colour by that share. Fully covered pixels therefore carry the exact
-primary, and a half-pixel shift of an object changes its edge pixels smoothly, so motion
-at constant sub-pixel speed looks like motion rather than jumps.
+primary (the scene palette's, ``palette.py``), and a half-pixel shift of an object changes
+its edge pixels smoothly, so motion at constant sub-pixel speed looks like motion rather
+than jumps.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from aid_model.synthetic.palette import ScenePalette, exact_palette
 from aid_model.synthetic.scene import SceneObject
-from aid_model.synthetic.world import COLOURS, WorldConfig
+from aid_model.synthetic.world import WorldConfig
 
 
 def shape_coverage(
@@ -55,19 +57,25 @@ def shape_coverage(
     return top, left, coverage.astype(np.float32)
 
 
-def render_frame(objects: Sequence[SceneObject], config: WorldConfig) -> np.ndarray:
-    """One frame of ``objects`` at their own positions: uint8 (H, W, 3)."""
+def render_frame(
+    objects: Sequence[SceneObject], config: WorldConfig, palette: ScenePalette | None = None
+) -> np.ndarray:
+    """One frame of ``objects`` at their own positions: uint8 (H, W, 3).
+
+    ``palette``: the scene's colours and supersampling (default: the exact palette).
+    """
+    palette = palette or exact_palette(config)
     size = config.image_size
-    background = np.asarray(config.background, dtype=np.float32)
+    background = np.asarray(palette.background, dtype=np.float32)
     frame = np.broadcast_to(background, (size, size, 3)).copy()
     for obj in objects:
         top, left, coverage = shape_coverage(
-            obj.shape, obj.size, obj.x, obj.y, size, config.supersampling
+            obj.shape, obj.size, obj.x, obj.y, size, palette.supersampling
         )
         height, width = coverage.shape
         if height == 0:
             continue
-        colour = np.asarray(COLOURS[obj.colour], dtype=np.float32)
+        colour = np.asarray(palette.colours[obj.colour], dtype=np.float32)
         patch = frame[top : top + height, left : left + width]
         # Blend over what is there: objects never overlap, so this is the background.
         patch += coverage[:, :, None] * (colour - patch)
@@ -75,7 +83,10 @@ def render_frame(objects: Sequence[SceneObject], config: WorldConfig) -> np.ndar
 
 
 def render_clip(
-    objects: Sequence[SceneObject], trajectory: np.ndarray, config: WorldConfig
+    objects: Sequence[SceneObject],
+    trajectory: np.ndarray,
+    config: WorldConfig,
+    palette: ScenePalette | None = None,
 ) -> np.ndarray:
     """All frames of a clip: ``trajectory`` (T, N, 2) box centres → uint8 (T, H, W, 3)."""
     if trajectory.ndim != 3 or trajectory.shape[1:] != (len(objects), 2):
@@ -84,7 +95,9 @@ def render_clip(
             f"shape {tuple(trajectory.shape)}"
         )
     frames = [
-        render_frame([obj.at(*centre) for obj, centre in zip(objects, step, strict=True)], config)
+        render_frame(
+            [obj.at(*centre) for obj, centre in zip(objects, step, strict=True)], config, palette
+        )
         for step in trajectory
     ]
     return np.stack(frames)

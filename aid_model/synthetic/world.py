@@ -19,6 +19,8 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "yellow": (255, 255, 0),
 }
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
+# The two worlds' palettes (``palette.py`` holds the varied one's ranges).
+PALETTES: tuple[str, ...] = ("exact", "varied")
 
 # Unit steps in image coordinates (y grows down, so "up" is −y).
 DIRECTIONS: dict[str, tuple[int, int]] = {
@@ -51,6 +53,10 @@ class WorldConfig:
             before the border stops it, so every ground-truth clip shows a visible move.
         supersampling: samples per pixel side when rendering; edges are anti-aliased by
             coverage, interiors keep the exact colour.
+    Palette:
+        palette: "exact" (``background``, ``COLOURS`` and ``supersampling`` as given) or
+            "varied" (each clip draws its own grey, primaries and supersampling within
+            the ranges of ``palette.py``; the detector then reads them from the frame).
     """
 
     image_size: int = 64
@@ -65,6 +71,7 @@ class WorldConfig:
     max_travel: int = 24
     min_room: float = 6.0
     supersampling: int = 8
+    palette: str = "exact"
 
     def __post_init__(self) -> None:
         if self.num_frames < 2:
@@ -85,3 +92,7 @@ class WorldConfig:
             )
         if self.supersampling < 1:
             raise ValueError(f"supersampling must be at least 1, got {self.supersampling}")
+        if self.palette not in PALETTES:
+            raise ValueError(
+                f"unknown palette {self.palette!r}; expected one of {', '.join(PALETTES)}"
+            )

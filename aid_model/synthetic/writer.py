@@ -3,7 +3,8 @@
 Layout of ``out``:
 
     annotations.jsonl    one row per clip: {"path", "instruction", "states", "fps", "sample_id"}
-    world.jsonl          ground truth per clip: seed, objects, trajectory, command
+    world.jsonl          ground truth per clip: seed, objects, trajectory, command (and
+                         the palette, for clips of the varied world)
     clips/<sample_id>/frame_000.png … frame_{T−1}.png    lossless RGB frames
     contact_sheet.png    the first clips, one row each, frames left to right
 
@@ -88,7 +89,7 @@ def annotation(clip: SyntheticClip, path: str, fps: float = FPS) -> dict:
 
 def ground_truth(clip: SyntheticClip) -> dict:
     """What generated the clip, as JSON-ready values (positions are box centres in px)."""
-    return {
+    truth = {
         "seed": clip.seed,
         "random_motion": clip.random_motion,
         "objects": [{"colour": o.colour, "shape": o.shape, "size": o.size} for o in clip.objects],
@@ -97,6 +98,9 @@ def ground_truth(clip: SyntheticClip) -> dict:
         "direction": clip.command.direction if clip.command else None,
         "travel": clip.travel,
     }
+    if clip.palette.kind == "varied":
+        truth["palette"] = clip.palette.as_json()
+    return truth
 
 
 def write_preview(clips: list[SyntheticClip], path: Path, scale: int = 2) -> Path:
