@@ -2,8 +2,8 @@
 
 64×64 frames, T = 8; the VAE downsamples ×8 (8×8 latents with 8 channels, where SVD has 4:
 at this size 4 channels blurred the shapes) and the UNet once more, so sizes are multiples
-of 16. Chosen by measured cost: a training step at batch 8 × 8 frames took 2.0 s with
-this UNet, 5.0 s with 16×16 latents (2 shared CPU cores). The context width (64) is
+of 16; chosen for its training cost on a CPU (the measured layouts, 16×16 latents among
+them: lab/NOTES.md). The context width (64) is
 shared by the CLIP image projection, the text tower and the UNet's cross-attention, as
 1024 is in SVD.
 """
