@@ -17,11 +17,23 @@ from .native_patch import (
 CATEGORY = "AID/conditioning"
 
 
+def conditioning_defaults() -> dict[str, float]:
+    """SVD micro-conditioning (and sampling) defaults, from the library's ``PredictionOptions``
+    (the one place the library, the CLI and the nodes take their defaults from)."""
+    from aid_model.pipeline.options import PredictionOptions
+
+    options = PredictionOptions()
+    return {"motion_bucket_id": options.motion_bucket_id, "fps": int(options.fps),
+            "augmentation_level": options.cond_aug, "steps": options.steps,
+            "sampler_name": options.sampler}
+
+
 class AIDConditioning:
     """AID Conditioning: reference frames + instruction → three CONDITIONINGs + LATENT."""
 
     @classmethod
     def INPUT_TYPES(cls):
+        defaults = conditioning_defaults()
         return {
             "required": {
                 "model": ("MODEL", {"tooltip": (
@@ -48,12 +60,13 @@ class AIDConditioning:
                 "video_frames": ("INT", {"default": 16, "min": 2, "max": 4096, "tooltip": (
                     "T, frames of the video, the K given ones included. An AID model with "
                     "MCondition predicts exactly the T it was trained with.")}),
-                "motion_bucket_id": ("INT", {"default": 127, "min": 0, "max": 1023,
-                                             "advanced": True, "tooltip": (
+                "motion_bucket_id": ("INT", {"default": defaults["motion_bucket_id"], "min": 0,
+                                             "max": 1023, "advanced": True, "tooltip": (
                     "SVD's motion micro-conditioning: higher, more motion.")}),
-                "fps": ("INT", {"default": 7, "min": 1, "max": 1024, "advanced": True,
+                "fps": ("INT", {"default": defaults["fps"], "min": 1, "max": 1024, "advanced": True,
                                 "tooltip": "SVD's frame-rate micro-conditioning (fps − 1)."}),
-                "augmentation_level": ("FLOAT", {"default": 0.02, "min": 0.0, "max": 10.0,
+                "augmentation_level": ("FLOAT", {"default": defaults["augmentation_level"],
+                                                 "min": 0.0, "max": 10.0,
                                                  "step": 0.01, "advanced": True, "tooltip": (
                     "Noise on the reference frames before encoding (std in SVD's [−1, 1] pixel "
                     "range, as the library and SVD's training; core SVD_img2vid_Conditioning's "

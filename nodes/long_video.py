@@ -10,7 +10,7 @@ frames once. ComfyUI is imported on first use, so the extension loads without it
 
 from __future__ import annotations
 
-from .aid_conditioning import AIDConditioning
+from .aid_conditioning import AIDConditioning, conditioning_defaults
 from .errors import InputError
 from .guider import NO_RAMP, SIGMA_LIMIT, make_guider
 from .guider import defaults as guider_defaults
@@ -35,16 +35,6 @@ def sampler_names() -> list[str]:
 
         return sorted(SAMPLERS)
     return list(comfy.samplers.KSampler.SAMPLERS)
-
-
-def conditioning_defaults() -> dict[str, float]:
-    """SVD micro-conditioning defaults, from the library's ``PredictionOptions``."""
-    from aid_model.pipeline.options import PredictionOptions
-
-    options = PredictionOptions()
-    return {"motion_bucket_id": options.motion_bucket_id, "fps": int(options.fps),
-            "augmentation_level": options.cond_aug, "steps": options.steps,
-            "sampler_name": options.sampler}
 
 
 class AIDLongVideo:
