@@ -101,8 +101,9 @@ def test_base_clips_are_encoded_once_and_an_interrupted_encode_continues(tmp_pat
     components = build_components()
     clips = SyntheticClipDataset(3, split="train", seed=1, random_motion=True)
     whole = encode_base_latents(components, clips, tmp_path / "whole", 0.02, seed=0)
-    assert whole.latents.shape == (3, configs.NUM_FRAMES, 8, 8, 8)
-    assert whole.concat_latents.shape == (3, 8, 8, 8)
+    side = configs.IMAGE_SIZE // 2 ** (len(configs.VAE["block_out_channels"]) - 1)
+    assert whole.latents.shape == (3, configs.NUM_FRAMES, 8, side, side)
+    assert whole.concat_latents.shape == (3, 8, side, side)
     assert whole.image_embeddings.shape == (3, 1, configs.CONTEXT_WIDTH)
     # The concat latent is frame 0's, with its own small cond_aug noise.
     gap = (whole.concat_latents.float() - whole.latents[:, 0].float()).abs()

@@ -1,11 +1,12 @@
 """Sizes of the miniature AID: the same classes as SVD and OpenCLIP, scaled down.
 
-64×64 frames, T = 8; the VAE downsamples ×8 (8×8 latents with 8 channels, where SVD has 4:
-at this size 4 channels blurred the shapes) and the UNet once more, so sizes are multiples
-of 16; chosen for its training cost on a CPU (the measured layouts, 16×16 latents among
-them: lab/NOTES.md). The context width (64) is
-shared by the CLIP image projection, the text tower and the UNet's cross-attention, as
-1024 is in SVD.
+64×64 frames, T = 8; the VAE downsamples ×4 (16×16 latents with 8 channels, where SVD has
+4: at this size 4 channels blurred the shapes), so that an object of 10–16 px spans 2.5–4
+latent cells a side; the UNet halves the grid twice more, so sizes are multiples of 16.
+Its first level (16×16) has res blocks only; attention, and so AID's MCondition
+cross-attention and adapters, sit at 8×8 and 4×4, where they cost least (the measured
+layouts: lab/NOTES.md, "The finer grid"). The context width (64) is shared by the CLIP
+image projection, the text tower and the UNet's cross-attention, as 1024 is in SVD.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ CONTEXT_WIDTH = 64
 VAE = {
     "in_channels": 3,
     "out_channels": 3,
-    "down_block_types": ("DownEncoderBlock2D",) * 4,
-    "block_out_channels": (32, 32, 64, 64),
+    "down_block_types": ("DownEncoderBlock2D",) * 3,
+    "block_out_channels": (32, 32, 64),
     "layers_per_block": 1,
     "latent_channels": 8,
 }
@@ -27,13 +28,14 @@ VAE = {
 UNET = {
     "in_channels": 16,  # 8 noisy + 8 concat latent channels
     "out_channels": 8,
-    "down_block_types": ("CrossAttnDownBlockSpatioTemporal",) * 2,
-    "up_block_types": ("CrossAttnUpBlockSpatioTemporal",) * 2,
-    "block_out_channels": (32, 64),
+    "down_block_types": ("DownBlockSpatioTemporal",) + ("CrossAttnDownBlockSpatioTemporal",) * 2,
+    "up_block_types": ("CrossAttnUpBlockSpatioTemporal",) * 2 + ("UpBlockSpatioTemporal",),
+    "block_out_channels": (32, 32, 64),
     "layers_per_block": 1,
     "transformer_layers_per_block": 1,
     "cross_attention_dim": CONTEXT_WIDTH,
-    "num_attention_heads": (2, 4),  # 16 channels a head
+    # 32 channels is the least a level can have: every GroupNorm has 32 groups.
+    "num_attention_heads": (2, 2, 4),  # 16 channels a head
     "addition_time_embed_dim": 256,  # SVD's micro-conditioning, unchanged
     "projection_class_embeddings_input_dim": 768,
     "num_frames": NUM_FRAMES,

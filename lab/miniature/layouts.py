@@ -72,6 +72,7 @@ def unet_config(widths: tuple[int, ...], attention: tuple[bool, ...],
 
 
 VAE_X4 = vae_config((32, 32, 64))  # the ×8 VAE less its 8 × 8 level
+VAE_X8 = vae_config((32, 32, 64, 64))  # the miniature before #37
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,8 @@ class Layout:
 
 
 LAYOUTS = {
-    "a": Layout("a", "today: VAE ×8; UNet 32/64, attention at both", configs.VAE, configs.UNET),
+    "a": Layout("a", "before #37: VAE ×8; UNet 32/64, attention at both", VAE_X8,
+                unet_config((32, 64), (True, True))),
     "b": Layout("b", "VAE ×4; UNet 16/32/64, attention at 8×8 and 4×4", VAE_X4,
                 unet_config((16, 32, 64), (False, True, True))),
     "c": Layout("c", "VAE ×4; UNet 32/32/64, attention at 8×8 and 4×4", VAE_X4,

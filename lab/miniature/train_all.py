@@ -32,12 +32,16 @@ TRAIN_CLIPS = 16_000
 
 def write_training_set(folder: Path, num_clips: int = TRAIN_CLIPS) -> Path:
     """The instructed clips of stage 2, in the generic format users' data has."""
+    from aid_model.synthetic import WorldConfig
     from aid_model.synthetic.clip import generate_clip
     from aid_model.synthetic.dataset import clip_seeds
     from aid_model.synthetic.writer import write_dataset
+    from lab.miniature.stage1 import PALETTE
 
     seeds = clip_seeds("train", 0, num_clips)
-    return write_dataset(folder, (generate_clip(seed, num_states=4) for seed in seeds))
+    world = WorldConfig(palette=PALETTE)
+    return write_dataset(folder, (generate_clip(seed, num_states=4, config=world)
+                                  for seed in seeds))
 
 
 def stage2_config(work: Path, out: Path, threads: int | None = None,
