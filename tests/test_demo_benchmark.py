@@ -63,6 +63,7 @@ def test_scores_of_a_pipeline_on_held_out_scenes(svd_fixture_checkpoint, clip_te
     assert scores.random_feature_distance >= 0.0
     assert len(scores.passed_scenes) == 3 and set(scores.passed_scenes) <= {"0", "1"}
     assert scores.passed_scenes.count("1") / 3 == scores.direction_accuracy
+    assert 0.0 <= scores.objects_kept <= 1.0 and scores.background_drift >= 0.0
     # Every clip either passes or fails in one counted way (none lacks a target here).
     assert scores.direction_accuracy + scores.objects_lost + scores.short_moves \
         + scores.others_moved == pytest.approx(1.0)
@@ -102,6 +103,13 @@ def test_the_autoencoder_ceiling_keeps_frame_0_and_scores_the_round_trip(
     assert torch.equal(examples[0][0], torch.from_numpy(truth[0]).float() / 255.0)
     # A random VAE cannot reproduce the clip: frames 1… differ and objects are lost.
     assert scores.pixel_error > 0.01 and scores.objects_lost > 0.0
+    assert scores.objects_kept < 1.0 and scores.background_drift > 0.01
+    # The varied palette's scenes go through it as well (--palette varied).
+    varied, examples = evaluate_autoencoder_ceiling(vae, "ceiling", num_scenes=2,
+                                                    batch_size=2, palette="varied")
+    truth = SyntheticClipDataset(2, split="heldout", palette="varied").clip(0).frames
+    assert torch.equal(examples[0][0], torch.from_numpy(truth[0]).float() / 255.0)
+    assert varied.pixel_error > 0.01 and varied.background_drift > 0.01
 
 
 def test_scores_kept_by_an_older_benchmark_are_scored_again(tmp_path):
@@ -264,11 +272,13 @@ def test_parallel_variants_fill_the_cache_once_then_split_the_variants(tmp_path,
         share = command[command.index("--variants") + 1]
         assert command[command.index("--seed") + 1] == "1000"  # the parent's scenes
         assert command[command.index("--threads") + 1] == "1"  # and its threads
+        assert command[command.index("--palette") + 1] == "varied"  # and its palette
         events.append(("child", share))
         return _Child(1 if "w/o SA" in share else 0)
 
     monkeypatch.setattr(benchmark.subprocess, "Popen", popen)
-    args = argparse.Namespace(scenes=200, train_steps=1000, out=tmp_path, seed=1000, threads=1)
+    args = argparse.Namespace(scenes=200, train_steps=1000, out=tmp_path, seed=1000, threads=1,
+                              palette="varied")
     names = ["full AID", "w/o DE", "w/o ME", "w/o SA", "w/o states"]
     with pytest.raises(SystemExit, match="w/o DE, w/o SA") as failure:
         train_in_parallel(names, 2, args, tmp_path / "data")
@@ -581,20 +591,21 @@ def test_seed_option_scores_those_scenes_into_their_own_folder(tmp_path, monkeyp
 
 
 def test_a_folder_keeps_the_scores_of_one_seed(tmp_path):
-    from lab.benchmark.benchmark import claim_seed
+    from lab.benchmark.benchmark import claim_scenes
 
-    claim_seed(tmp_path / "new", 1000)
-    claim_seed(tmp_path / "new", 1000)  # the same seed again: fine
+    claim_scenes(tmp_path / "new", 1000)
+    claim_scenes(tmp_path / "new", 1000)  # the same seed again: fine
     with pytest.raises(SystemExit, match=r"keeps the scores of --seed 1000, not 0: give "
                                          r"--seed 1000, or another --out for seed 0"):
-        claim_seed(tmp_path / "new", 0)
+        claim_scenes(tmp_path / "new", 0)
     (tmp_path / "old" / "scores").mkdir(parents=True)  # kept before --seed existed: seed 0
     with pytest.raises(SystemExit, match="keeps the scores of --seed 0, not 1000"):
-        claim_seed(tmp_path / "old", 1000)
-    claim_seed(tmp_path / "old", 0, record_it=False)  # --kept-only: checks, writes nothing
+        claim_scenes(tmp_path / "old", 1000)
+    claim_scenes(tmp_path / "old", 0, record_it=False)  # --kept-only: checks, writes nothing
     assert not (tmp_path / "old" / "seed.json").exists()
-    claim_seed(tmp_path / "old", 0)
-    assert json.loads((tmp_path / "old" / "seed.json").read_text()) == {"seed": 0}
+    claim_scenes(tmp_path / "old", 0)
+    assert json.loads((tmp_path / "old" / "seed.json").read_text()) == {"seed": 0,
+                                                                         "palette": "exact"}
 
 
 def _finished_run(folder, name: str, steps: int, content: bytes) -> None:

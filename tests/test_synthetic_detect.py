@@ -150,6 +150,26 @@ def test_each_failure_has_one_kind():
     assert set(FAILURES) == {"no target", "lost", "short move", "other moved"}
 
 
+def test_each_verdict_counts_the_objects_kept_by_the_last_frame():
+    """The benchmark's per-object share of objects kept: every verdict counts the objects of
+    the first frame and how many of them the last frame still has."""
+    still = SceneObject("green", "square", 12, 50.0, 50.0)
+    mover = SceneObject("red", "circle", 12, 30.0, 20.0)
+    other = SceneObject("blue", "triangle", 12, 10.0, 50.0)
+    first = render_frame([mover, still, other], CONFIG)
+    instruction = "move the red circle left"
+
+    def counts(objects, text=instruction):
+        check = check_direction(first, render_frame(objects, CONFIG), text)
+        return check.first_objects, check.kept_objects
+
+    assert counts([mover.at(20.0, 20.0), still, other]) == (3, 3)  # passes
+    assert counts([mover.at(20.0, 20.0), other]) == (3, 2)  # lost the square
+    assert counts([mover, still, other]) == (3, 3)  # a short move keeps them all
+    assert counts([still], "move the blue circle left") == (3, 1)  # no target: still counted
+    assert counts([]) == (3, 0)
+
+
 def test_accuracy_batch_on_dataset_samples():
     dataset = SyntheticClipDataset(6, split="heldout")
     samples = [dataset[i] for i in range(len(dataset))]

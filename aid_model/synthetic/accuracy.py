@@ -44,7 +44,10 @@ class DirectionCheck:
     ``moved``: the named object's displacement along the instructed direction in px
     (negative: the wrong way; None: not found). ``largest_other_move``: the largest
     displacement of another object in px (0 when there is none). ``lost``: the objects of
-    the first frame not found in the last (a model that drops or recolours objects).
+    the first frame not found in the last (a model that drops or recolours objects), named
+    when the clip fails for it. ``first_objects``: the objects found in the first frame;
+    ``kept_objects``: how many of them are found in the last, counted whatever the verdict
+    (a benchmark's per-object share of objects kept).
     """
 
     passed: bool
@@ -52,6 +55,8 @@ class DirectionCheck:
     moved: float | None = None
     largest_other_move: float = 0.0
     lost: tuple[str, ...] = ()
+    first_objects: int = 0
+    kept_objects: int = 0
 
     @property
     def failure(self) -> str | None:
@@ -85,17 +90,19 @@ def check_direction(
     palette = scene_palette_of(first_frame, config, value_range=value_range)
     before = detect_objects(first_frame, config, value_range=value_range, palette=palette)
     after = detect_objects(last_frame, config, value_range=value_range, palette=palette)
+    pairs = pair_objects(before, after)
+    counts = {"first_objects": len(before), "kept_objects": len(pairs)}
     named = [obj for obj in before if obj.identity == command.target]
     if len(named) != 1:
         return DirectionCheck(
             False,
             f"the first frame has {len(named)} {command.colour} {command.shape}(s), expected one",
+            **counts,
         )
-    pairs = pair_objects(before, after)
     lost = [obj.name for obj in before if id(obj) not in pairs]
     if lost:
         return DirectionCheck(
-            False, f"not found in the last frame: {', '.join(lost)}", lost=tuple(lost)
+            False, f"not found in the last frame: {', '.join(lost)}", lost=tuple(lost), **counts
         )
     step = np.asarray(command.step, dtype=np.float64)
     moved = 0.0
@@ -114,6 +121,7 @@ def check_direction(
             f"{command.direction}, needs {MIN_MOVE:g}",
             moved,
             largest_other,
+            **counts,
         )
     if largest_other >= MAX_STILL_MOVE:
         return DirectionCheck(
@@ -121,8 +129,9 @@ def check_direction(
             f"another object moved {largest_other:.1f} px, allowed < {MAX_STILL_MOVE:g}",
             moved,
             largest_other,
+            **counts,
         )
-    return DirectionCheck(True, "ok", moved, largest_other)
+    return DirectionCheck(True, "ok", moved, largest_other, **counts)
 
 
 def direction_accuracy(

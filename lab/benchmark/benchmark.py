@@ -8,6 +8,10 @@ frame, the instruction and the states the world's stand-in VLM writes from that 
 - why the others failed, as shares of all clips: objects lost (an object of the first
   frame is not found in the last: dropped or recoloured), a short or wrong-way move of the
   named object, another object moved (``aid_model.synthetic.accuracy.FAILURES``);
+- objects kept: the share of the first frames' objects found in the last frames (per
+  object, where ``objects lost`` counts clips);
+- background drift: how far the predicted frames 1…T−1 stray from predicted frame 0 away
+  from every object (``lab.benchmark.drift``);
 - mean pixel error against the ground-truth clip (frames after the given one);
 - an FVD-style distance: the Fréchet distance of clip features from a fixed, seeded,
   random 3-D convolutional network (no I3D weights exist here), real vs predicted;
@@ -20,7 +24,9 @@ ablations, each trained by the same trainer with the same budget
 the ceiling no generator in its latent space can pass. ``--weights NAME=FILE`` scores
 another AID weight file and ``--sampling NAME=KEY=VALUE,…`` the bundled model with other
 sampling settings, each as a row compared with the bundled one scene by scene. ``--seed N``
-scores another set of held-out scenes (kept in its own ``--out``). ``--trained-in DIR``
+scores another set of held-out scenes (kept in its own ``--out``), and ``--palette varied``
+the same scenes each drawn in its own colours (``aid_model.synthetic.palette``; its own
+``--out`` too). ``--trained-in DIR``
 scores the variants DIR trained, e.g. on ``--scenes 1000`` into another ``--out``, without
 training them again.
 """
@@ -48,6 +54,8 @@ from aid_model.pipeline.options import PredictionOptions
 from aid_model.synthetic import SyntheticClip, SyntheticClipDataset
 from aid_model.synthetic.accuracy import check_direction
 from aid_model.synthetic.prompter import SyntheticStatePrompter
+from aid_model.synthetic.world import PALETTES, WorldConfig
+from lab.benchmark.drift import background_drift, far_from_objects
 from lab.benchmark.sampling_rows import parse_sampling_rows
 from lab.miniature.train_all import REPO, repo_relative
 
@@ -103,7 +111,11 @@ class VariantScores:
     moved the named one less than 4 px the instructed way, or moved another one (None: kept
     by a benchmark that did not count them); with ``objects_lost`` and the accuracy they sum
     to 1. ``inputs``: the fingerprint of what the row was scored from (``row_inputs``; None:
-    kept by a benchmark that did not record it)."""
+    kept by a benchmark that did not record it). ``objects_kept``: the share of the first
+    frames' objects found in the last frames, per object; ``background_drift``: the mean
+    change of the predicted frames from the given one away from every object, in [0, 1]
+    units (``lab.benchmark.drift``); both None when kept by a benchmark that did not
+    measure them."""
 
     name: str
     direction_accuracy: float
@@ -116,12 +128,16 @@ class VariantScores:
     short_moves: float | None = None
     others_moved: float | None = None
     inputs: str | None = None
+    objects_kept: float | None = None
+    background_drift: float | None = None
 
     def row(self) -> str:
+        drift = "—" if self.background_drift is None else f"{self.background_drift:.4f}"
         return (f"| {self.name} | {100 * self.direction_accuracy:.1f} % | "
                 f"{100 * self.objects_lost:.1f} % | {_percent(self.short_moves)} | "
-                f"{_percent(self.others_moved)} | {self.pixel_error:.4f} | "
-                f"{1e3 * self.random_feature_distance:.3f} | {self.scenes} | {self.seconds:.0f} |")
+                f"{_percent(self.others_moved)} | {_percent(self.objects_kept)} | {drift} | "
+                f"{self.pixel_error:.4f} | {1e3 * self.random_feature_distance:.3f} | "
+                f"{self.scenes} | {self.seconds:.0f} |")
 
 
 def _percent(share: float | None) -> str:
@@ -130,12 +146,14 @@ def _percent(share: float | None) -> str:
 
 # Columns a benchmark before them did not keep: such rows are shown, and scored again
 # when a benchmark run needs them (``kept_scores``).
-LATER_COLUMNS = frozenset({"passed_scenes", "short_moves", "others_moved", "inputs"})
+LATER_COLUMNS = frozenset({"passed_scenes", "short_moves", "others_moved", "inputs",
+                           "objects_kept", "background_drift"})
 
 # The random features are means over space and time, so distances are small: shown × 10³.
 TABLE_HEADER = ("| variant | direction accuracy | objects lost | short or wrong-way move "
-                "| another object moved | mean pixel error | random-feature FD ×10³ | scenes "
-                "| eval s |\n|---|---|---|---|---|---|---|---|---|")
+                "| another object moved | objects kept | background drift | mean pixel error "
+                "| random-feature FD ×10³ | scenes | eval s |"
+                "\n|---|---|---|---|---|---|---|---|---|---|---|")
 
 # What a scorer predicts for a batch: the scenes' clips and their frames (T, H, W, 3) in
 # [0, 1] → one video (T, H, W, 3) in [0, 1] per clip, frame 0 the given one.
@@ -143,24 +161,34 @@ Predictor = Callable[[list[SyntheticClip], list[Tensor], int], list[Tensor]]
 
 
 def score_predictions(predict: Predictor, name: str, num_scenes: int = 200,
-                      batch_size: int = 8, seed: int = 0) -> tuple[VariantScores, list[Tensor]]:
-    """Scores ``predict`` on ``num_scenes`` held-out scenes; also returns the first few
-    predictions (T, H, W, 3) for a figure. ``predict`` gets each batch's first seed."""
+                      batch_size: int = 8, seed: int = 0,
+                      palette: str = "exact") -> tuple[VariantScores, list[Tensor]]:
+    """Scores ``predict`` on ``num_scenes`` held-out scenes drawn in ``palette`` ("exact"
+    or "varied"; the direction check reads each clip's colours from its given frame there);
+    also returns the first few predictions (T, H, W, 3) for a figure. ``predict`` gets each
+    batch's first seed."""
     from aid_model.metrics import frechet_distance_from_features
 
     start = time.perf_counter()
-    scenes = SyntheticClipDataset(num_scenes, split="heldout", seed=seed)
+    world = WorldConfig(palette=palette)
+    scenes = SyntheticClipDataset(num_scenes, split="heldout", seed=seed, config=world)
     extractor = RandomClipFeatures()
     passed, errors, real_features, fake_features, examples = [], [], [], [], []
-    failures = Counter()
+    failures, objects, drifts = Counter(), Counter(), []
     for first in range(0, num_scenes, batch_size):
         clips = [scenes.clip(i) for i in range(first, min(first + batch_size, num_scenes))]
         frames = [torch.from_numpy(c.frames).float() / 255.0 for c in clips]  # (T, H, W, 3)
         videos = predict(clips, frames, seed + first)
         for clip, truth, video in zip(clips, frames, videos, strict=True):
-            check = check_direction(video[0].numpy(), video[-1].numpy(), clip.instruction)
+            check = check_direction(video[0].numpy(), video[-1].numpy(), clip.instruction,
+                                    config=world)
             passed.append("1" if check.passed else "0")
             failures[check.failure] += 1
+            objects.update(first=check.first_objects, kept=check.kept_objects)
+            drift = background_drift(video, far_from_objects(clip.frames,
+                                                             clip.palette.background))
+            if drift is not None:
+                drifts.append(drift)
             errors.append((video[1:] - truth[1:]).abs().mean().item())
         real_features.append(extractor(torch.stack(frames).permute(0, 1, 4, 2, 3)))
         fake_features.append(extractor(torch.stack(videos).permute(0, 1, 4, 2, 3)))
@@ -171,7 +199,9 @@ def score_predictions(predict: Predictor, name: str, num_scenes: int = 200,
                            sum(errors) / len(errors), float(distance), num_scenes,
                            time.perf_counter() - start, "".join(passed),
                            failures["short move"] / num_scenes,
-                           failures["other moved"] / num_scenes)
+                           failures["other moved"] / num_scenes,
+                           objects_kept=objects["kept"] / max(objects["first"], 1),
+                           background_drift=sum(drifts) / len(drifts) if drifts else None)
     return scores, examples
 
 
@@ -191,10 +221,12 @@ def predict_with_stand_in_states(pipeline, prompter: SyntheticStatePrompter,
 
 
 def evaluate_pipeline(pipeline, name: str, num_scenes: int = 200, batch_size: int = 8,
-                      seed: int = 0, options=DEMO_OPTIONS) -> tuple[VariantScores, list[Tensor]]:
+                      seed: int = 0, options=DEMO_OPTIONS,
+                      palette: str = "exact") -> tuple[VariantScores, list[Tensor]]:
     """Scores one pipeline: each scene's first frame, instruction and the states the
-    world's stand-in VLM writes from that frame → ``options.num_frames`` frames."""
-    prompter = SyntheticStatePrompter()
+    world's stand-in VLM writes from that frame → ``options.num_frames`` frames. The
+    scenes and the stand-in VLM are of ``palette``'s world."""
+    prompter = SyntheticStatePrompter(WorldConfig(palette=palette))
 
     def predict(clips: list[SyntheticClip], frames: list[Tensor], first_seed: int) -> list[Tensor]:
         starts = [f[0].permute(2, 0, 1) for f in frames]  # (3, H, W)
@@ -202,11 +234,12 @@ def evaluate_pipeline(pipeline, name: str, num_scenes: int = 200, batch_size: in
             pipeline, prompter, starts, [c.instruction for c in clips],
             [first_seed + i for i in range(len(clips))], options)
 
-    return score_predictions(predict, name, num_scenes, batch_size, seed)
+    return score_predictions(predict, name, num_scenes, batch_size, seed, palette)
 
 
 def evaluate_autoencoder_ceiling(vae, name: str, num_scenes: int = 200, batch_size: int = 8,
-                                 seed: int = 0) -> tuple[VariantScores, list[Tensor]]:
+                                 seed: int = 0, palette: str = "exact"
+                                 ) -> tuple[VariantScores, list[Tensor]]:
     """Scores the ground-truth clips after a round trip through ``vae`` (frame 0 kept, as
     the pipeline keeps the given frame): what a perfect generator in this latent space
     would reach, the ceiling of every other row."""
@@ -223,7 +256,7 @@ def evaluate_autoencoder_ceiling(vae, name: str, num_scenes: int = 200, batch_si
                 videos.append(video)
         return videos
 
-    return score_predictions(predict, name, num_scenes, batch_size, seed)
+    return score_predictions(predict, name, num_scenes, batch_size, seed, palette)
 
 
 def variant_config(name: str, steps: int, work: Path, data_work: Path,
@@ -389,7 +422,8 @@ def train_in_parallel(names: list[str], jobs: int, args: argparse.Namespace,
         command = [sys.executable, "-m", "lab.benchmark.benchmark", "--scenes",
                    str(args.scenes), "--train-steps", str(args.train_steps), "--out",
                    str(args.out), "--data-work", str(data_work), "--seed", str(args.seed),
-                   "--threads", str(args.threads), "--variants", ",".join(share)]
+                   "--palette", args.palette, "--threads", str(args.threads),
+                   "--variants", ",".join(share)]
         print(f"job {index}: {', '.join(share)} (log: {log})", flush=True)
         with log.open("a") as output:
             children.append((share, log, subprocess.Popen(command, stdout=output,
@@ -473,10 +507,12 @@ BASE_OPTIONS = DEMO_OPTIONS.with_(text_scale=0.0)
 
 
 def row_inputs(name: str, scenes: int, out: Path, weight_rows: dict[str, Path],
-               sampling_rows: dict[str, PredictionOptions] | None = None, seed: int = 0) -> str:
+               sampling_rows: dict[str, PredictionOptions] | None = None, seed: int = 0,
+               palette: str = "exact") -> str:
     """The fingerprint of what row ``name`` is scored from: its model files by content
     (``file_identity``; a retrained variant's weights under ``out``, None before they are
-    trained), the sampling options, the number of scenes and their ``seed``. A file copied
+    trained), the sampling options, the number of scenes, their ``seed`` and ``palette``
+    (a row scored in one palette is never taken for the other). A file copied
     elsewhere keeps its fingerprint, so a ``--weights`` file later bundled matches the
     bundled row; a ``--sampling`` row (``sampling_rows``) is the bundled model with its own
     options."""
@@ -499,6 +535,8 @@ def row_inputs(name: str, scenes: int, out: Path, weight_rows: dict[str, Path],
               "options": asdict(options) if options else None}
     if seed:  # absent for seed 0, so that rows kept before --seed existed still match
         inputs["seed"] = seed
+    if palette != "exact":  # likewise for rows kept before --palette existed
+        inputs["palette"] = palette
     return fingerprint(inputs)
 
 
@@ -560,10 +598,12 @@ def kind_rows(results: list[VariantScores], seed: int = 0) -> list[str]:
     return rows
 
 
-def print_table(results: list[VariantScores], seed: int = 0) -> None:
-    """The Markdown table, the accuracy on look-alike scenes and on the others (of the
-    held-out scenes of ``seed``), then each row against full AID scene by scene when the
-    kept scores allow it."""
+def print_table(results: list[VariantScores], seed: int = 0, palette: str = "exact") -> None:
+    """Under a title naming the scenes (``seed``, ``palette``): the Markdown table, the
+    accuracy on look-alike scenes and on the others, then each row against full AID scene
+    by scene when the kept scores allow it. Look-alike scenes are the same in both palettes
+    (a varied clip is its exact twin's scene in other colours)."""
+    print(f"held-out scenes of seed {seed}, {palette} palette:")
     print(TABLE_HEADER)
     for scores in results:
         print(scores.row())
@@ -593,13 +633,14 @@ def example_labels(scores: VariantScores, instructions: list[str]) -> list[str]:
 
 
 def write_table(results: list[VariantScores], examples: list[list[Tensor]], out: Path,
-                seed: int = 0) -> None:
-    """Prints the Markdown table; writes ``out/scores.json`` and ``out/rollouts.png``: the
-    first ``FIGURE_EXAMPLES`` of each row's ``examples`` (one list per row of ``results``),
-    each labelled with its variant, scene, instruction and verdict."""
+                seed: int = 0, palette: str = "exact") -> None:
+    """Prints the Markdown table (``print_table``); writes ``out/scores.json`` and
+    ``out/rollouts.png``: the first ``FIGURE_EXAMPLES`` of each row's ``examples`` (one list
+    per row of ``results``), each labelled with its variant, scene, instruction and
+    verdict."""
     from aid_model.video_io import write_contact_sheet
 
-    print_table(results, seed)
+    print_table(results, seed, palette)
     scenes = SyntheticClipDataset(FIGURE_EXAMPLES, split="heldout", seed=seed)
     instructions = [scenes.clip(i).instruction for i in range(FIGURE_EXAMPLES)]
     figure_rows, labels = [], []
@@ -613,12 +654,12 @@ def write_table(results: list[VariantScores], examples: list[list[Tensor]], out:
 
 def write_kept_table(out: Path, weight_rows: dict[str, Path] | None = None,
                      sampling_rows: dict[str, PredictionOptions] | None = None,
-                     seed: int = 0) -> None:
+                     seed: int = 0, palette: str = "exact") -> None:
     """The table and figure of every row whose scores ``out/scores`` keeps (nothing is
     trained or scored), the ``weight_rows`` (``--weights``) and ``sampling_rows``
     (``--sampling``) last; the rows not scored yet are named, and so are the rows scored
-    from other files, settings or scenes (``seed``) than the current ones (a benchmark run
-    would score them again)."""
+    from other files, settings or scenes (``seed``, ``palette``) than the current ones (a
+    benchmark run would score them again)."""
     weight_rows = weight_rows or {}
     sampling_rows = sampling_rows or {}
     results, examples, missing, stale = [], [], [], []
@@ -630,12 +671,12 @@ def write_kept_table(out: Path, weight_rows: dict[str, Path] | None = None,
         results.append(kept[0])
         examples.append(kept[1])
         if kept[0].inputs != row_inputs(name, kept[0].scenes, out, weight_rows,
-                                        sampling_rows, seed):
+                                        sampling_rows, seed, palette):
             stale.append(name)
     if not results:
         raise SystemExit(f"--kept-only: no scores kept in {out / 'scores'}; run the benchmark "
                          "with the same --out first")
-    write_table(results, examples, out, seed)
+    write_table(results, examples, out, seed, palette)
     if missing:
         print(f"not scored yet: {', '.join(missing)}")
     if stale:
@@ -648,21 +689,27 @@ def write_kept_table(out: Path, weight_rows: dict[str, Path] | None = None,
 SEED_FILE = "seed.json"
 
 
-def claim_seed(out: Path, seed: int, record_it: bool = True) -> None:
+def claim_scenes(out: Path, seed: int, palette: str = "exact", record_it: bool = True) -> None:
     """Makes sure ``out`` keeps the scores of one set of scenes: refuses when ``out``
-    already holds another seed's (a folder of scores without the record was written before
-    ``--seed`` existed, i.e. with seed 0), else records ``seed`` there (``record_it``; not
-    for ``--kept-only``, which writes no scores). Kept rows are reused by name, so two seeds
-    in one folder would score rows again over each other's."""
+    already holds another seed's or palette's (a folder of scores without the record was
+    written before ``--seed`` existed, i.e. with seed 0; a record without a palette before
+    ``--palette`` did, i.e. exact), else records both there (``record_it``; not for
+    ``--kept-only``, which writes no scores). Kept rows are reused by name, so two sets of
+    scenes in one folder would score rows again over each other's."""
     record = out / SEED_FILE
-    kept = json.loads(record.read_text())["seed"] if record.exists() else (
-        0 if (out / "scores").exists() else None)
-    if kept is not None and kept != seed:
-        raise SystemExit(f"--out {out} keeps the scores of --seed {kept}, not {seed}: give "
-                         f"--seed {kept}, or another --out for seed {seed}")
+    kept = json.loads(record.read_text()) if record.exists() else (
+        {"seed": 0} if (out / "scores").exists() else None)
+    if kept is not None and kept["seed"] != seed:
+        raise SystemExit(f"--out {out} keeps the scores of --seed {kept['seed']}, not {seed}: "
+                         f"give --seed {kept['seed']}, or another --out for seed {seed}")
+    kept_palette = kept.get("palette", "exact") if kept is not None else palette
+    if kept_palette != palette:
+        raise SystemExit(f"--out {out} keeps the scores of --palette {kept_palette}, not "
+                         f"{palette}: give --palette {kept_palette}, or another --out for the "
+                         f"{palette} palette")
     if record_it:
         out.mkdir(parents=True, exist_ok=True)
-        record.write_text(json.dumps({"seed": seed}))
+        record.write_text(json.dumps({"seed": seed, "palette": palette}))
 
 
 def parse_weight_rows(items: list[str]) -> dict[str, Path]:
@@ -728,10 +775,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0,
                         help="score on the held-out scenes (and noise seeds) of this seed: 0 "
                         "(default) the benchmark's, e.g. 1000 for a second set of scenes")
+    parser.add_argument("--palette", choices=PALETTES, default="exact",
+                        help="the held-out scenes' colours: exact (default; the world's own "
+                        "grey and primaries) or varied (the same scenes, each drawn in its "
+                        "own grey, primaries and edge smoothing); the direction check and the "
+                        "stand-in VLM read each scene's colours from its given frame")
     parser.add_argument("--out", type=Path, default=None,
-                        help="where scores are kept (default runs/bench_demo, or "
-                        "runs/bench_demo_seed<N> with --seed N): one folder per --seed, since "
-                        "a row is kept once, by name")
+                        help="where scores are kept (default runs/bench_demo, with _seed<N> "
+                        "for --seed N and _varied for --palette varied): one folder per "
+                        "--seed and --palette, since a row is kept once, by name")
     parser.add_argument("--kept-only", action="store_true",
                         help="train and score nothing: print the table (and write the figure) "
                         "of the rows whose scores --out keeps")
@@ -759,7 +811,8 @@ def main() -> None:
         raise SystemExit(f"--seed {args.seed}: give 0 (the benchmark's scenes) or a positive "
                          "seed")
     if args.out is None:
-        args.out = Path("runs/bench_demo" + (f"_seed{args.seed}" if args.seed else ""))
+        args.out = Path("runs/bench_demo" + (f"_seed{args.seed}" if args.seed else "")
+                        + ("_varied" if args.palette != "exact" else ""))
     if args.threads < 1:
         raise SystemExit(f"--threads {args.threads}: give 1 or more")
     torch.set_num_threads(args.threads)
@@ -782,9 +835,9 @@ def main() -> None:
     if not args.kept_only:
         check_something_to_score(args.variants, chosen, args.train_steps, weight_rows,
                                  sampling_rows)
-    claim_seed(args.out, args.seed, record_it=not args.kept_only)
+    claim_scenes(args.out, args.seed, args.palette, record_it=not args.kept_only)
     if args.kept_only:
-        write_kept_table(args.out, weight_rows, sampling_rows, args.seed)
+        write_kept_table(args.out, weight_rows, sampling_rows, args.seed, args.palette)
         return
     if args.trained_in is not None:  # before any scoring: a refusal comes at once
         take_trained_runs(chosen, args.train_steps, args.trained_in, args.out)
@@ -800,7 +853,7 @@ def main() -> None:
         scores, examples = scored_variant(
             name, args.out, score,
             lambda: row_inputs(name, args.scenes, args.out, weight_rows, sampling_rows,
-                               args.seed))
+                               args.seed, args.palette))
         results.append(scores)
         examples_per_row.append(examples)
         print(scores.row(), flush=True)
@@ -812,17 +865,20 @@ def main() -> None:
         base = AIDPipeline(load_svd(DEMO_DIR / SVD_DIR))
         base_options = BASE_OPTIONS.with_(num_frames=demo.aid.config.num_frames)
         record(BASE_ROW, lambda: evaluate_pipeline(base, BASE_ROW, args.scenes,
-                                                   seed=args.seed, options=base_options))
+                                                   seed=args.seed, options=base_options,
+                                                   palette=args.palette))
         record(BUNDLED_ROW, lambda: evaluate_pipeline(demo, BUNDLED_ROW, args.scenes,
-                                                      seed=args.seed))
+                                                      seed=args.seed, palette=args.palette))
         record(CEILING_ROW, lambda: evaluate_autoencoder_ceiling(
-            demo.components.vae, CEILING_ROW, args.scenes, seed=args.seed))
+            demo.components.vae, CEILING_ROW, args.scenes, seed=args.seed,
+            palette=args.palette))
     for name, weights in weight_rows.items():
         record(name, lambda name=name, weights=weights: evaluate_pipeline(
-            variant_pipeline(weights), name, args.scenes, seed=args.seed))
+            variant_pipeline(weights), name, args.scenes, seed=args.seed,
+            palette=args.palette))
     for name, options in sampling_rows.items():
         record(name, lambda name=name, options=options: evaluate_pipeline(
-            demo, name, args.scenes, seed=args.seed, options=options))
+            demo, name, args.scenes, seed=args.seed, options=options, palette=args.palette))
     if args.train_steps:
         data_work = args.data_work.resolve()  # the same absolute paths as make demo-train's
         trains = args.trained_in is None  # else every variant's weights are in --out now
@@ -837,11 +893,11 @@ def main() -> None:
             record(name, lambda name=name: evaluate_pipeline(
                 variant_pipeline(train_variant(name, args.train_steps, args.out, data_work,
                                                args.threads)),
-                name, args.scenes, seed=args.seed))
+                name, args.scenes, seed=args.seed, palette=args.palette))
     if args.variants is None:
-        write_table(results, examples_per_row, args.out, args.seed)
+        write_table(results, examples_per_row, args.out, args.seed, args.palette)
     else:
-        print_table(results, args.seed)
+        print_table(results, args.seed, args.palette)
     print(f"wall time of this run: {time.perf_counter() - started:.0f} s")
 
 
