@@ -9,7 +9,8 @@ its EMA weights), the command prints, in [0, 1] units:
   mean absolute error of a whole clip of that grey;
 - the first ``--scenes`` held-out scenes in each palette, each clip encoded and decoded
   whole (the temporal decoder sees all 8 frames): the error on background pixels (the
-  scene's grey in every frame of the clip, at least ``MARGIN`` px from any object pixel),
+  scene's grey in every frame of the clip and away from the objects, as the benchmark's
+  background drift counts them: ``lab.benchmark.drift``),
   on all pixels, and the share of objects that the detector finds again, same colour and
   shape, in the reconstructed last frame.
 """
@@ -27,9 +28,9 @@ from aid_model.demo.paths import DEMO_DIR, SVD_DIR
 from aid_model.synthetic import SyntheticClipDataset, WorldConfig
 from aid_model.synthetic.detect import detect_objects, scene_palette_of
 from aid_model.video_decode import decode_to_frames
+from lab.benchmark.drift import far_from_objects
 
 GREYS = (150, 175, 200, 222, 240)
-MARGIN = 2  # px between a background pixel and the nearest object pixel
 
 
 def load_vae(svd: Path | None, checkpoint: Path | None):
@@ -53,22 +54,6 @@ def reconstruct(vae, frames: Tensor) -> Tensor:
     pixels = frames.permute(0, 3, 1, 2) * 2.0 - 1.0
     latents = vae.encode(pixels).latent_dist.mode()
     return decode_to_frames(vae, latents.unsqueeze(0))[0]
-
-
-def background_mask(frames: np.ndarray, grey: tuple[int, int, int], margin: int = MARGIN
-                    ) -> np.ndarray:
-    """(H, W) bool: pixels that show ``grey`` in every frame of ``frames`` (T, H, W, 3)
-    uint8 and lie more than ``margin`` px (square neighbourhood) from any pixel that does not."""
-    is_object = (frames != np.asarray(grey, dtype=np.uint8)).any(axis=(0, 3))
-    grown = is_object.copy()
-    height, width = is_object.shape
-    for dy in range(-margin, margin + 1):
-        for dx in range(-margin, margin + 1):
-            shifted = np.zeros_like(is_object)
-            shifted[max(dy, 0):height + min(dy, 0), max(dx, 0):width + min(dx, 0)] = \
-                is_object[max(-dy, 0):height + min(-dy, 0), max(-dx, 0):width + min(-dx, 0)]
-            grown |= shifted
-    return ~grown
 
 
 def flat_errors(vae, greys: tuple[int, ...] = GREYS, frames: int = 8, size: int = 64
@@ -107,7 +92,7 @@ def scene_errors(vae, palette: str, scenes: int) -> dict[str, float]:
         truth = torch.from_numpy(clip.frames).float() / 255.0
         rebuilt = reconstruct(vae, truth)
         difference = (rebuilt - truth).abs()
-        mask = torch.from_numpy(background_mask(clip.frames, clip.palette.background))
+        mask = far_from_objects(clip.frames, clip.palette.background)
         background.append(difference[:, mask].mean().item())
         whole.append(difference.mean().item())
         last = (rebuilt[-1].numpy() * 255.0).round().astype(np.uint8)
