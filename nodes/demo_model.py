@@ -6,10 +6,10 @@ explicitly with ComfyUI's classes and filled from the bundled weights:
 
 - MODEL: ``comfy.model_base.SVD_img2vid`` (through ``supported_models.SVD_img2vid``) with a
   unet_config read from unet/config.json; the diffusers names become the original ones
-  through the library's one conversion table (``aid_model.svd.convert``). Latents have the
-  VAE's 8 channels and its scaling factor.
+  through the library's one conversion table (``aid_model.svd.convert``), whichever levels
+  have attention. Latents have the VAE's channels and its scaling factor (vae/config.json).
 - VAE: ComfyUI's SVD autoencoder (its Encoder and temporal VideoDecoder) at the miniature's
-  widths, inside a ``comfy.sd.VAE``.
+  widths and number of levels (its downsampling), inside a ``comfy.sd.VAE``.
 - CLIP_VISION: ``comfy.clip_vision.ClipVisionModel`` from image_encoder/config.json.
 - CLIP: ``comfy.sd.CLIP`` with an ``SDClipModel`` from text_encoder/config.json and an
   ``SDTokenizer`` on the world's tokenizer files, as SD 2.x reads OpenCLIP: the penultimate
@@ -94,8 +94,10 @@ def comfy_unet_config(layout) -> dict:
     ``model_detection.detect_unet_config`` reads from an original SVD checkpoint, with
     SVD_img2vid's extras and the layout's head width (SVD's is 64, the miniature's 16)."""
     widths = layout.block_out_channels
-    head_channels = {width // heads for width, heads in zip(widths, layout.num_attention_heads,
-                                                            strict=True)}
+    # Levels of res blocks only have no heads; the middle block attends at the last width.
+    attending = [*layout.attention_on_level[:-1], True]
+    head_channels = {width // heads for width, heads, attention in
+                     zip(widths, layout.num_attention_heads, attending, strict=True) if attention}
     if len(head_channels) != 1:
         raise ValueError(f"ComfyUI's UNet has one head width for every level; this one has "
                          f"{sorted(head_channels)} channels a head ({widths} wide, "
@@ -392,12 +394,13 @@ class AIDDemoModel:
     RETURN_TYPES = ("MODEL", "CLIP_VISION", "VAE", "CLIP")
     RETURN_NAMES = ("model", "clip_vision", "vae", "clip")
     OUTPUT_TOOLTIPS = (
-        "The miniature SVD (ComfyUI's SVD image-to-video model): 64×64 frames, 8 frames, "
-        "8 latent channels. Add AID with Apply AID (AID weights: aid.safetensors, listed from "
-        "demo_model/), or sample it as plain SVD.",
+        "The miniature SVD (ComfyUI's SVD image-to-video model): 64×64 frames, 8 frames. Add "
+        "AID with Apply AID (AID weights: aid.safetensors, listed from demo_model/), or "
+        "sample it as plain SVD (Apply AID at strength 0). AID Conditioning sizes the latent "
+        "from the VAE; core SVD_img2vid_Conditioning's empty latent assumes SVD's ×8 VAE.",
         "The miniature's CLIP image encoder (64×64 input), for SVD / AID conditioning.",
-        "The miniature's temporal VAE (8 latent channels, ×8 down), for conditioning and VAE "
-        "Decode.",
+        "The miniature's temporal VAE (its latent channels and downsampling as demo_model/ "
+        "was built), for conditioning and VAE Decode.",
         "The miniature's text encoder with its own small vocabulary (SD 2.x style, penultimate "
         "layer). It fits only the demo model.",
     )

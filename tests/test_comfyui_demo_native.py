@@ -66,10 +66,18 @@ def scene_frames() -> torch.Tensor:
     return torch.from_numpy(generate_clip(SCENE_SEED).frames).float() / 255.0
 
 
-def svd_inputs(seed: int = 0):
+def latent_shape(library) -> tuple[int, int, int]:
+    """(channels, height, width) of the bundled miniature's latents of a 64×64 frame, from
+    its VAE's config (each level after the first halves the frame)."""
+    config = library[0].vae.config
+    side = 64 // 2 ** (len(config.block_out_channels) - 1)
+    return config.latent_channels, side, side
+
+
+def svd_inputs(library, seed: int = 0):
     generator = torch.Generator().manual_seed(seed)
-    noisy = torch.randn(1, FRAMES, 8, 8, 8, generator=generator)
-    concat = torch.randn(1, FRAMES, 8, 8, 8, generator=generator)
+    noisy = torch.randn(1, FRAMES, *latent_shape(library), generator=generator)
+    concat = torch.randn(1, FRAMES, *latent_shape(library), generator=generator)
     context = torch.randn(1, 1, 64, generator=generator)
     return noisy, concat, context
 
@@ -77,7 +85,7 @@ def svd_inputs(seed: int = 0):
 def test_unet_output_matches_the_library(native, library):
     model = native[0].model
     unet = library[0].unet
-    noisy, concat, context = svd_inputs()
+    noisy, concat, context = svd_inputs(library)
     sample = torch.cat([noisy, concat], dim=2)
     c_noise = torch.tensor([0.25 * torch.log(torch.tensor(3.0)).item()])
     ids = torch.tensor([[FRAMES - 1.0, 127.0, 0.02]])
@@ -97,7 +105,7 @@ def test_denoiser_matches_the_library(native, library):
     from aid_model.sampling import VideoCondition, VideoDenoiser
 
     model = native[0].model
-    noisy, concat, context = svd_inputs(1)
+    noisy, concat, context = svd_inputs(library, 1)
     sigma = torch.tensor([7.5])
     with torch.no_grad():
         ours = model.apply_model(
@@ -111,6 +119,49 @@ def test_denoiser_matches_the_library(native, library):
     error = max_error(ours, theirs.flatten(0, 1))
     print(f"denoiser (sigma 7.5): max |native - library| = {error:.2e}")
     assert error <= UNET_TOLERANCE
+
+
+def test_apply_aid_gives_the_library_aid_unet_output(native, library):
+    """Apply AID on the native demo UNet computes what the library's AID on the same weights
+    computes, whichever UNet levels have attention (the hooks and weight patches are placed
+    by name: a level of res blocks only shifts every later block's index)."""
+    import comfy.model_management
+
+    from aid_model.aid import attach_aid_from_file
+    from aid_model.demo.paths import AID_FILE
+    from aid_model.sampling import VideoCondition, VideoDenoiser
+    from aid_model.svd import load_svd
+
+    aid = attach_aid_from_file(load_svd(DEMO_DIR / "svd"), DEMO_DIR / AID_FILE)
+    (clone,) = node("AIDApply").apply(native[0], AID_FILE, 1.0)
+    noisy, concat, context = svd_inputs(library, 2)
+    generator = torch.Generator().manual_seed(3)
+    mcondition = torch.randn(1, FRAMES, aid.config.mcondition_tokens, context.shape[-1],
+                             generator=generator)
+    sample = torch.cat([noisy, concat], dim=2)
+    c_noise = torch.tensor([0.25 * torch.log(torch.tensor(3.0)).item()])
+    ids = torch.tensor([[FRAMES - 1.0, 127.0, 0.02]])
+    comfy.model_management.load_models_gpu([clone, *clone.get_additional_models()])
+
+    def native_unet(with_mcondition: bool) -> torch.Tensor:
+        kwargs = {"aid_mcondition": mcondition[0]} if with_mcondition else {}
+        return clone.model.diffusion_model(
+            sample.flatten(0, 1), c_noise.repeat(FRAMES), context=context.repeat(FRAMES, 1, 1),
+            y=clone.model.encode_adm(fps=FRAMES, motion_bucket_id=127, augmentation_level=0.02)
+            .repeat(FRAMES, 1),
+            num_video_frames=FRAMES, image_only_indicator=torch.zeros(1, FRAMES),
+            transformer_options={"wrappers": clone.wrappers}, **kwargs)
+
+    with torch.no_grad():
+        ours, without = native_unet(True), native_unet(False)
+        cond = VideoCondition(context, concat, ids, mcondition)
+        theirs = VideoDenoiser(aid.unet).network(sample, c_noise, cond)
+    error = max_error(ours, theirs.flatten(0, 1))
+    effect = max_error(ours, without)
+    print(f"AID UNet output: max |native - library| = {error:.2e}, "
+          f"MCondition's effect {effect:.2e}")
+    assert error <= UNET_TOLERANCE
+    assert effect > 100 * UNET_TOLERANCE  # the hooks ran: the MCondition reached the output
 
 
 def test_vae_encodes_and_decodes_as_the_library(native, library, scene_frames):
@@ -127,7 +178,7 @@ def test_vae_encodes_and_decodes_as_the_library(native, library, scene_frames):
         reference = ((reference + 1) / 2).clamp(0, 1).movedim(1, -1)
     decode_error = max_error(decoded, reference)
     print(f"VAE: encode max error {encode_error:.2e}, decode max error {decode_error:.2e}")
-    assert ours.shape == (FRAMES, 8, 8, 8)
+    assert ours.shape == (FRAMES, *latent_shape(library))
     assert encode_error <= VAE_TOLERANCE
     assert decode_error <= VAE_TOLERANCE
 
@@ -195,15 +246,20 @@ def test_the_native_demo_follows_its_instructions(native, direction):
         instruction
 
 
-def test_plain_svd_samples_with_core_nodes(native):
+def test_plain_svd_samples_with_core_nodes(native, library):
     model, clip_vision, vae, _ = native
     image, _, _ = node("AIDDemoScene").draw(SCENE_SEED, "random")
-    positive, negative, latent = core("SVD_img2vid_Conditioning").encode(
+    positive, negative, _ = core("SVD_img2vid_Conditioning").encode(
         clip_vision, image, vae, 64, 64, FRAMES, 127, FRAMES, 0.0)
+    # Core's empty latent is sized for SVD's ×8 VAE (height // 8) whatever the VAE; the
+    # miniature's may downsample less, so the latent takes the frame's latent size (ComfyUI
+    # would otherwise shrink the concat latent to the empty one and sample smaller frames).
+    concat = positive[0][1]["concat_latent_image"]
+    latent = {"samples": torch.zeros(FRAMES, *concat.shape[1:])}
     (samples,) = core("KSampler").sample(model, 0, 4, 2.0, "euler", "karras", positive,
                                          negative, latent)
     (frames,) = core("VAEDecode").decode(vae, samples)
-    assert samples["samples"].shape == (FRAMES, 8, 8, 8)
+    assert samples["samples"].shape == (FRAMES, *latent_shape(library))
     assert frames.shape == (FRAMES, 64, 64, 3)
     assert torch.isfinite(frames).all() and frames.min() >= 0 and frames.max() <= 1
 

@@ -85,6 +85,33 @@ def test_svd_topology_single_file(fixture_tensors, tmp_path):
         cross_attention_dim=64,
         num_attention_heads=(2, 2, 4, 4),
     ).eval()
+    model = _through_a_single_file(source, fixture_tensors, tmp_path)
+    layout = model.config["layout"]["unet"]
+    assert layout["attention_on_level"] == [True, True, True, False]
+    assert layout["layers_per_block"] == [2, 2, 2, 2]
+    assert model.unet.config.down_block_types[-1] == "DownBlockSpatioTemporal"
+    assert model.unet.config.up_block_types[0] == "UpBlockSpatioTemporal"
+    _assert_same_unet(model.unet, source)
+
+
+def test_a_first_level_without_attention_single_file(fixture_tensors, tmp_path):
+    """The miniature's layout (aid_model.demo.configs): the first level has res blocks only,
+    so every later level's attention sits one block index further than the level's."""
+    from aid_model.demo import configs
+
+    torch.manual_seed(0)
+    source = UNetSpatioTemporalConditionModel(**configs.UNET).eval()
+    model = _through_a_single_file(source, fixture_tensors, tmp_path)
+    assert model.config["layout"]["unet"]["attention_on_level"] == [
+        "CrossAttn" in name for name in configs.UNET["down_block_types"]]
+    assert model.unet.config.down_block_types == configs.UNET["down_block_types"]
+    assert model.unet.config.up_block_types == configs.UNET["up_block_types"]
+    _assert_same_unet(model.unet, source)
+
+
+def _through_a_single_file(source, fixture_tensors, tmp_path):
+    """``source``'s UNet (random weights) in an original single file beside the fixture's VAE
+    and CLIP, loaded back."""
     for parameter in source.parameters():  # diffusers zero-inits some layers; avoid blind spots
         parameter.data.normal_(0.0, 0.05)
     restore_original_unet_norms(source)
@@ -92,13 +119,11 @@ def test_svd_topology_single_file(fixture_tensors, tmp_path):
         k: v for k, v in fixture_tensors.items() if not k.startswith("model.diffusion_model.")
     }
     tensors.update({k: v.contiguous() for k, v in unet_to_original(source).items()})
-    model = load_svd(write(tmp_path, tensors), **HEADS)
-    layout = model.config["layout"]["unet"]
-    assert layout["attention_on_level"] == [True, True, True, False]
-    assert layout["layers_per_block"] == [2, 2, 2, 2]
-    assert model.unet.config.down_block_types[-1] == "DownBlockSpatioTemporal"
-    assert model.unet.config.up_block_types[0] == "UpBlockSpatioTemporal"
-    ours, theirs = unet_output(model.unet, tokens=3), unet_output(source, tokens=3)
+    return load_svd(write(tmp_path, tensors), **HEADS)
+
+
+def _assert_same_unet(loaded, source) -> None:
+    ours, theirs = unet_output(loaded, tokens=3), unet_output(source, tokens=3)
     # A wrong mapping shows as O(1) error; what remains is float noise between two
     # separately allocated copies of the same weights (measured 3e-8).
     assert (ours - theirs).abs().max() <= 1e-6
