@@ -75,9 +75,10 @@ def clip_batch(dataset: SyntheticClipDataset, step: int, batch_size: int) -> Ten
 
 
 def vae_loss(vae, frames: Tensor, generator: torch.Generator) -> Tensor:
-    """Reconstruction (MSE + L1, pixels in [−1, 1]) + KL_WEIGHT × KL, on whole clips so the
-    temporal decoder learns to mix frames. L1 keeps pulling small errors to zero, where MSE's
-    gradient fades: a flat background must come back within a grey level or two."""
+    """Reconstruction (MSE, pixels in [−1, 1]) + KL_WEIGHT × KL, on whole clips so the
+    temporal decoder learns to mix frames. MSE, not L1: L1 weighs every pixel alike, so the
+    flat background (most of a frame) outweighs the objects and their colours are learned
+    late (lab/NOTES.md, "The rebuilt miniature")."""
     num_frames = frames.shape[1]
     images = frames.flatten(0, 1)
     posterior = vae.encode(images).latent_dist
@@ -85,8 +86,7 @@ def vae_loss(vae, frames: Tensor, generator: torch.Generator) -> Tensor:
     latents = posterior.mean + posterior.std * noise
     reconstruction = vae.decode(latents, num_frames=num_frames).sample
     kl = posterior.kl().mean() / images[0].numel()
-    return (F.mse_loss(reconstruction, images) + F.l1_loss(reconstruction, images)
-            + KL_WEIGHT * kl)
+    return F.mse_loss(reconstruction, images) + KL_WEIGHT * kl
 
 
 @torch.no_grad()
