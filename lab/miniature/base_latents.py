@@ -61,11 +61,13 @@ def encode_chunk(components, clips: SyntheticClipDataset, start: int, stop: int,
         indices = range(first, min(first + _ENCODE_BATCH, stop))
         frames = torch.stack([clips[i]["frames"] for i in indices])  # (B, T, 3, H, W)
         batch, num_frames = frames.shape[:2]
+        frames = frames.to(vae.device)
         modes = vae.encode(frames.flatten(0, 1)).latent_dist.mode()
-        latents.append(modes.reshape(batch, num_frames, *modes.shape[1:]))
+        latents.append(modes.reshape(batch, num_frames, *modes.shape[1:]).cpu())
         noise = torch.randn(frames[:, 0].shape, generator=_noise_generator(seed, first))
-        concat.append(vae.encode(frames[:, 0] + cond_aug * noise).latent_dist.mode())
-        embeddings.append(clip_image_embedding(image_encoder, frames[:, 0]))
+        noisy = frames[:, 0] + cond_aug * noise.to(vae.device)
+        concat.append(vae.encode(noisy).latent_dist.mode().cpu())
+        embeddings.append(clip_image_embedding(image_encoder, frames[:, 0]).cpu())
     return {"latents": torch.cat(latents).half(), "concat_latents": torch.cat(concat).half(),
             "image_embeddings": torch.cat(embeddings).half(),
             "clip_seeds": torch.tensor(clips.seeds[start:stop], dtype=torch.long)}

@@ -23,18 +23,22 @@ from aid_model.synthetic import vocabulary
 from lab.miniature.stage1 import train_base, train_stage1
 
 
-def build_base(work: Path, out: Path, seed: int = 0, keep_vae: bool = False) -> list[dict]:
+def build_base(work: Path, out: Path, seed: int = 0, keep_vae: bool = False,
+               device: str = "cpu") -> list[dict]:
+    """Trains stage 1 on ``device`` (checkpoints in ``work``) and writes ``out``."""
     work.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     components = build_components(seed)
     if keep_vae:
         # Saved below: the kept VAE and image tower must be what is written back.
         components = _with_kept_vae(components, out / SVD_DIR)
+        components.to(device=torch.device(device))
         summaries = [kept_vae_summary(out), train_base(components, work)]
     else:
+        components.to(device=torch.device(device))
         summaries = train_stage1(components, work)
     # fp16 on disk halves the repository's share (SVD ships fp16 too); loads as float32.
-    components.to(dtype=torch.float16)
+    components.to(device=torch.device("cpu"), dtype=torch.float16)
     components.save_pretrained(out / SVD_DIR)
     components.to(dtype=torch.float32)
     write_text_encoder(out / TEXT_ENCODER_DIR, vocabulary(), seed)
@@ -74,13 +78,14 @@ def main() -> None:
     parser.add_argument("--work", type=Path, required=True, help="checkpoints and logs")
     parser.add_argument("--out", type=Path, default=DEMO_DIR, help="the demo model folder")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--keep-vae", action="store_true",
                         help="retrain only the base UNet, over the VAE already in OUT/svd")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
     if args.threads:
         torch.set_num_threads(args.threads)
-    for summary in build_base(args.work, args.out, keep_vae=args.keep_vae):
+    for summary in build_base(args.work, args.out, keep_vae=args.keep_vae, device=args.device):
         print(json.dumps(summary))
 
 

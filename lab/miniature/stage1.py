@@ -6,8 +6,9 @@
    concat latent (with cond_aug noise) and CLIP image token, no text, objects moving at
    random; the frame condition is dropped 10 % of the time so CFG works.
 
-Every draw comes from a generator seeded by (seed, step, sample), so a run resumed from
-its checkpoint continues exactly as an uninterrupted one would.
+Every draw comes from a CPU generator seeded by (seed, step, sample), so a run resumed
+from its checkpoint continues exactly as an uninterrupted one would, and a run on a GPU
+(the components moved there, ``--device cuda``) draws the same numbers.
 """
 
 from __future__ import annotations
@@ -80,9 +81,9 @@ def vae_loss(vae, frames: Tensor, generator: torch.Generator) -> Tensor:
     flat background (most of a frame) outweighs the objects and their colours are learned
     late (lab/NOTES.md, "The rebuilt miniature")."""
     num_frames = frames.shape[1]
-    images = frames.flatten(0, 1)
+    images = frames.flatten(0, 1).to(vae.device)
     posterior = vae.encode(images).latent_dist
-    noise = torch.randn(posterior.mean.shape, generator=generator)
+    noise = torch.randn(posterior.mean.shape, generator=generator).to(vae.device)
     latents = posterior.mean + posterior.std * noise
     reconstruction = vae.decode(latents, num_frames=num_frames).sample
     kl = posterior.kl().mean() / images[0].numel()
@@ -92,7 +93,8 @@ def vae_loss(vae, frames: Tensor, generator: torch.Generator) -> Tensor:
 @torch.no_grad()
 def latent_scale(vae, dataset: SyntheticClipDataset, clips: int = 64) -> float:
     """1 / std of the VAE latent modes: the scaling factor SD/SVD hard-code as 0.18215."""
-    modes = [vae.encode(dataset[i]["frames"]).latent_dist.mode() for i in range(clips)]
+    modes = [vae.encode(dataset[i]["frames"].to(vae.device)).latent_dist.mode()
+             for i in range(clips)]
     return float(1.0 / torch.cat(modes).std())
 
 
@@ -102,18 +104,21 @@ def base_loss(unet, features: BaseLatents, scaling_factor: float, settings: Stag
     batch = settings.batch_size
     indices = [(step * batch + i) % len(features) for i in range(batch)]
     generators = [sample_generator(settings.seed, step, 0, i, 1) for i in range(batch)]
-    latents, concat, embeddings = features.batch(indices)
+    device = unet.device
+    latents, concat, embeddings = (t.to(device) for t in features.batch(indices))
     target = latents * scaling_factor
     drop = torch.tensor([torch.rand((), generator=g).item() < settings.frame_drop
                          for g in generators]).float()
-    keep = (1.0 - drop).reshape(batch, 1, 1, 1, 1)
-    sigma = torch.stack([sample_sigma(g, settings.p_mean, settings.p_std) for g in generators])
-    noise = torch.stack([torch.randn(target.shape[1:], generator=g) for g in generators])
-    ids = svd_added_time_ids(configs.FPS, 127, settings.cond_aug, batch)
+    keep = (1.0 - drop).reshape(batch, 1, 1, 1, 1).to(device)
+    sigma = torch.stack([sample_sigma(g, settings.p_mean, settings.p_std)
+                         for g in generators]).to(device)
+    noise = torch.stack([torch.randn(target.shape[1:], generator=g)
+                         for g in generators]).to(device)
+    ids = svd_added_time_ids(configs.FPS, 127, settings.cond_aug, batch).to(device)
     condition = VideoCondition(embeddings * keep.reshape(batch, 1, 1), concat * keep, ids)
     noisy = target + sigma.reshape(batch, 1, 1, 1, 1) * noise
     denoised = VideoDenoiser(unet)(noisy, sigma, condition)
-    mask = torch.ones(batch, target.shape[1])
+    mask = torch.ones(batch, target.shape[1], device=device)
     return denoising_loss(denoised, target, sigma, mask).mean()
 
 
@@ -136,7 +141,7 @@ def train_loop(
     log_path = folder / f"{name}.jsonl"
     start, elapsed = 0, 0.0
     if checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=True)
+        state = torch.load(checkpoint, weights_only=True, map_location="cpu")
         module.load_state_dict(state["module"])
         optimizer.load_state_dict(state["optimizer"])
         ema.load_state_dict(state["ema"])

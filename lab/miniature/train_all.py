@@ -45,13 +45,13 @@ def write_training_set(folder: Path, num_clips: int = TRAIN_CLIPS) -> Path:
 
 
 def stage2_config(work: Path, out: Path, threads: int | None = None,
-                  extra: Sequence[str] = ()):
+                  extra: Sequence[str] = (), device: str | None = None):
     """Stage 2's training config: ``configs/demo_synthetic.yaml`` over the base in ``out``,
     on the training set and feature cache in ``work``, training into ``work/aid``.
     ``threads`` (``--threads``) replaces the file's ``runtime.threads``: the trainer sets
     torch's threads from the config, so without it stage 2 kept the file's one thread.
     ``extra`` overrides come last and win (the benchmark's variants: their folder, budget
-    and ablation switches)."""
+    and ablation switches). ``device`` (``--device``) replaces ``runtime.device``."""
     from aid_model.train import load_train_config
 
     overrides = [
@@ -61,6 +61,8 @@ def stage2_config(work: Path, out: Path, threads: int | None = None,
     ]
     if threads is not None:
         overrides.append(f"runtime.threads={threads}")
+    if device is not None:
+        overrides.append(f"runtime.device={device}")
     return load_train_config(STAGE2_CONFIG, [*overrides, *extra])
 
 
@@ -102,6 +104,8 @@ def main() -> None:
                         help="torch CPU threads of every stage; 1 (default) is the safe choice "
                         "on a shared 2-core machine, 2 trains stage 2 about 1.5 times as "
                         "fast on 2 otherwise idle cores (docs/results.md)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where every stage trains; the random draws are the same on both")
     args = parser.parse_args()
     import torch
 
@@ -114,7 +118,7 @@ def main() -> None:
     if not (out / SVD_DIR / "unet").exists():
         from lab.miniature.build_base import build_base
 
-        build_base(work / "stage1", out)
+        build_base(work / "stage1", out, device=args.device)
     timings["stage1_s"] = round(time.perf_counter() - start, 1)
 
     start = time.perf_counter()
@@ -126,7 +130,7 @@ def main() -> None:
     start = time.perf_counter()
     from aid_model.train import FINAL_WEIGHTS, train
 
-    config = stage2_config(work, out, args.threads)
+    config = stage2_config(work, out, args.threads, device=args.device)
     result = train(config, resume="auto")
     shutil.copyfile(Path(config.output_dir) / FINAL_WEIGHTS, out / AID_FILE)
     timings["stage2_s"] = round(time.perf_counter() - start, 1)
