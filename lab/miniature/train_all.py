@@ -95,6 +95,44 @@ def stage2_record(config, weights: Path) -> dict:
             "aid_identity": file_identity(weights)}
 
 
+RECIPE = "recipe.json"
+
+
+def stage1_recipe() -> dict:
+    """What decides stage 1's and the training set's results: the layout, the palette, the
+    stages' settings and clip counts (stage 2's config is checked by the trainer itself)."""
+    from dataclasses import asdict
+
+    from aid_model.demo import configs
+    from lab.miniature import stage1
+
+    recipe = {"vae": configs.VAE, "unet": configs.UNET, "image_encoder": configs.IMAGE_ENCODER,
+              "text_encoder": configs.TEXT_ENCODER, "palette": stage1.PALETTE,
+              "vae_settings": asdict(stage1.VAE_SETTINGS),
+              "base_settings": asdict(stage1.BASE_SETTINGS), "base_clips": stage1.BASE_CLIPS,
+              "kl_weight": stage1.KL_WEIGHT, "train_clips": TRAIN_CLIPS}
+    return json.loads(json.dumps(recipe))  # tuples as lists, as the file holds them
+
+
+def claim_work(work: Path) -> None:
+    """Records this recipe in ``work/recipe.json``, or refuses a ``work`` folder whose
+    checkpoints, encoded clips and training set another recipe made (resuming over them
+    would mix the two)."""
+    from aid_model.atomic import atomic_write_file
+
+    path, recipe = work / RECIPE, stage1_recipe()
+    if path.exists():
+        recorded = json.loads(path.read_text())
+        changed = sorted(key for key in recipe.keys() | recorded.keys()
+                         if recipe.get(key) != recorded.get(key))
+        if changed:
+            raise SystemExit(f"--work {work}: made by another recipe (differs in "
+                             f"{', '.join(changed)}); give a new --work folder, or delete it to "
+                             "start again")
+        return
+    atomic_write_file(path, lambda target: target.write_text(json.dumps(recipe, indent=2)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -112,10 +150,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     work, out = args.work.resolve(), args.out.resolve()
     work.mkdir(parents=True, exist_ok=True)
+    claim_work(work)
     timings: dict[str, float] = {}
 
     start = time.perf_counter()
-    if not (out / SVD_DIR / "unet").exists():
+    # Done when this work folder finished it, not when OUT has a base: OUT is demo_model/
+    # by default, which holds the bundled one.
+    if not (work / "stage1" / "stage1.json").exists():
         from lab.miniature.build_base import build_base
 
         build_base(work / "stage1", out, device=args.device)
