@@ -32,10 +32,10 @@ def build_base(work: Path, out: Path, seed: int = 0, keep_vae: bool = False,
     if keep_vae:
         # Saved below: the kept VAE and image tower must be what is written back.
         components = _with_kept_vae(components, out / SVD_DIR)
-        components.to(device=torch.device(device))
+    components.to(device=torch.device(device))
+    if keep_vae:
         summaries = [kept_vae_summary(out), train_base(components, work)]
     else:
-        components.to(device=torch.device(device))
         summaries = train_stage1(components, work)
     # fp16 on disk halves the repository's share (SVD ships fp16 too); loads as float32.
     components.to(device=torch.device("cpu"), dtype=torch.float16)
