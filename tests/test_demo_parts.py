@@ -169,3 +169,27 @@ def test_keep_vae_without_a_manifest_notes_where_the_vae_came_from(tmp_path):
     summary = kept_vae_summary(tmp_path / "demo")
     assert summary["stage"] == "vae" and summary["kept"] is True
     assert "demo_model.json" in summary["note"]
+
+
+def test_decoder_stage_trains_the_decoder_alone_and_the_check_loads_it(tmp_path):
+    from lab.miniature.stage1 import train_decoder
+    from lab.miniature.vae_check import load_vae
+
+    components = build_components(seed=5)  # not the weights load_vae starts from
+    before = {name: p.detach().clone() for name, p in components.vae.named_parameters()}
+    settings = StageSettings(steps=2, batch_size=1, learning_rate=1e-2, warmup_steps=1,
+                             seed=2)
+    summary = train_decoder(components, tmp_path, settings)
+    assert summary["stage"] == "decoder" and summary["steps"] == 2
+    after = dict(components.vae.named_parameters())
+    # The encoder and quant conv make the latents the base trains on: untouched.
+    for name, value in before.items():
+        if not name.startswith("decoder."):
+            torch.testing.assert_close(after[name], value, rtol=0, atol=0)
+    assert any((after[name] - value).abs().max() > 0
+               for name, value in before.items() if name.startswith("decoder."))
+    # The check reads the whole VAE from the checkpoint: its encoder too, not a fresh one.
+    torch.manual_seed(123)
+    checked = load_vae(None, tmp_path / "decoder.ckpt")
+    for name, value in checked.state_dict().items():
+        torch.testing.assert_close(value, components.vae.state_dict()[name], rtol=0, atol=0)

@@ -1,7 +1,9 @@
 """Stage 1 of the miniature: the "pretrained SVD" it stands on, trained here.
 
 1. The temporal VAE on the world's clips (reconstruction + a small KL term); its latent
-   scale is then set so latents have unit standard deviation, as SD's 0.18215 does.
+   scale is then set so latents have unit standard deviation, as SD's 0.18215 does. Its
+   decoder is then fine-tuned alone, the encoder frozen (as Stability fine-tuned SD's
+   decoder): the latent space, so the base and stage 2 trained over it, stays as it was.
 2. A base image-to-video UNet, SVD's recipe: EDM with v-prediction, the first frame as
    concat latent (with cond_aug noise) and CLIP image token, no text, objects moving at
    random; the frame condition is dropped 10 % of the time so CFG works.
@@ -57,6 +59,9 @@ class StageSettings:
 # 2,000 steps left a 0.016 error on flat grey 200 and 0.097 on grey 222 (issue #37): the
 # VAE now trains 3 times as long, on every palette the world draws.
 VAE_SETTINGS = StageSettings(steps=6000, batch_size=2, learning_rate=1e-3, ema_decay=0.999)
+# The decoder alone, encoder frozen, on new clips (lab/NOTES.md, "The rebuilt miniature").
+DECODER_SETTINGS = StageSettings(steps=3000, batch_size=2, learning_rate=3e-4,
+                                 ema_decay=0.999, seed=2)
 BASE_SETTINGS = StageSettings(steps=12_000, batch_size=16, learning_rate=1e-3)
 # Random-motion clips the base trains on, encoded once and seen 10 times. Held-out
 # denoising MSE at σ = 1 (lab/NOTES.md): 0.038 for the earlier 5,000 steps × 4 clips
@@ -204,6 +209,27 @@ def train_vae(components, work: Path, settings: StageSettings = VAE_SETTINGS) ->
     return summary
 
 
+def train_decoder(components, work: Path, settings: StageSettings = DECODER_SETTINGS
+                  ) -> dict:
+    """Fine-tunes the trained VAE's decoder (in place), its encoder and quant conv frozen, so
+    the latents, their scale and everything trained over them keep their meaning; returns
+    the stage's summary. ``settings.seed`` draws clips the VAE stage did not see."""
+    clips = SyntheticClipDataset(100_000, split="train", seed=settings.seed,
+                                 random_motion=True, palette=PALETTE)
+    vae = components.vae
+    components.unet.requires_grad_(False)
+    vae.requires_grad_(False)
+    vae.decoder.requires_grad_(True)
+
+    def decoder_step(step: int) -> Tensor:
+        frames = clip_batch(clips, step, settings.batch_size)
+        return vae_loss(vae, frames, sample_generator(settings.seed, step, 0, 0, 2))
+
+    summary = train_loop("decoder", vae, decoder_step, settings, work)
+    vae.requires_grad_(False)
+    return summary
+
+
 def train_base(components, work: Path, settings: StageSettings = BASE_SETTINGS,
                num_clips: int = BASE_CLIPS) -> dict:
     """Trains the base UNet (in place) over the trained VAE; returns the stage's summary.
@@ -228,8 +254,11 @@ def train_base(components, work: Path, settings: StageSettings = BASE_SETTINGS,
 
 
 def train_stage1(components, work: Path, vae_settings: StageSettings = VAE_SETTINGS,
+                 decoder_settings: StageSettings = DECODER_SETTINGS,
                  base_settings: StageSettings = BASE_SETTINGS) -> list[dict]:
-    """Trains the VAE, sets its latent scale, then trains the base UNet (in place)."""
+    """Trains the VAE, sets its latent scale, fine-tunes its decoder, then trains the base
+    UNet (in place)."""
     work.mkdir(parents=True, exist_ok=True)
     return [train_vae(components, work, vae_settings),
+            train_decoder(components, work, decoder_settings),
             train_base(components, work, base_settings)]

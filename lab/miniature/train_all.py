@@ -109,6 +109,7 @@ def stage1_recipe() -> dict:
     recipe = {"vae": configs.VAE, "unet": configs.UNET, "image_encoder": configs.IMAGE_ENCODER,
               "text_encoder": configs.TEXT_ENCODER, "palette": stage1.PALETTE,
               "vae_settings": asdict(stage1.VAE_SETTINGS),
+              "decoder_settings": asdict(stage1.DECODER_SETTINGS),
               "base_settings": asdict(stage1.BASE_SETTINGS), "base_clips": stage1.BASE_CLIPS,
               "kl_weight": stage1.KL_WEIGHT, "train_clips": TRAIN_CLIPS}
     return json.loads(json.dumps(recipe))  # tuples as lists, as the file holds them

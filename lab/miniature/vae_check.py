@@ -34,8 +34,9 @@ GREYS = (150, 175, 200, 222, 240)
 
 
 def load_vae(svd: Path | None, checkpoint: Path | None):
-    """The VAE of an ``svd`` folder, or the EMA weights of a stage-1 ``checkpoint`` in the
-    miniature's current layout (``aid_model.demo.configs``)."""
+    """The VAE of an ``svd`` folder, or that of a stage-1 ``checkpoint`` in the miniature's
+    current layout (``aid_model.demo.configs``): ``vae.ckpt`` or ``decoder.ckpt``, the
+    weights it trains replaced by their EMA."""
     if checkpoint is None:
         from aid_model.svd import load_svd
 
@@ -43,8 +44,9 @@ def load_vae(svd: Path | None, checkpoint: Path | None):
     from aid_model.demo.components import build_components
 
     vae = build_components().vae
-    shadow = torch.load(checkpoint, weights_only=True)["ema"]["shadow"]
-    vae.load_state_dict(shadow, strict=False)
+    state = torch.load(checkpoint, weights_only=True, map_location="cpu")
+    vae.load_state_dict(state["module"])
+    vae.load_state_dict(state["ema"]["shadow"], strict=False)
     return vae.eval()
 
 
@@ -107,7 +109,8 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--svd", type=Path, default=DEMO_DIR / SVD_DIR)
-    source.add_argument("--checkpoint", type=Path, help="a stage-1 vae.ckpt (its EMA weights)")
+    source.add_argument("--checkpoint", type=Path,
+                        help="a stage-1 vae.ckpt or decoder.ckpt (EMA weights)")
     parser.add_argument("--scenes", type=int, default=100)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
