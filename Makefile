@@ -49,7 +49,8 @@ clean-venv:
 # The bundled miniature model, rebuilt from scratch (resumable; see lab/miniature/train_all.py).
 # DEMO_THREADS: torch threads of every stage. 1 is safe beside other work; on 2 otherwise
 # idle cores, 2 trains stage 2 about 1.5 times as fast (as the bundled stage 2 was trained).
-# DEMO_DEVICE=cuda trains every stage on a GPU, with the same random draws.
+# DEMO_DEVICE=cuda trains every stage on a GPU, with the same random draws (and the
+# benchmark targets below train their variants and sample there).
 DEMO_THREADS ?= 1
 DEMO_DEVICE ?= cpu
 .PHONY: demo-train
@@ -68,7 +69,7 @@ ABLATION_STEPS ?= 4500
 .PHONY: demo-ablations
 demo-ablations: $(STAMP)
 	$(PY) -m lab.benchmark.benchmark --scenes 200 --train-steps $(ABLATION_STEPS) --jobs 2 \
-		--out runs/bench_demo
+		--out runs/bench_demo --device $(DEMO_DEVICE)
 
 # The same table on the first 1,000 held-out scenes (the 200 above, which the bundled
 # model's settings were chosen on, and 800 that nothing was chosen on), scored from the
@@ -77,7 +78,7 @@ demo-ablations: $(STAMP)
 .PHONY: demo-ablations-1000
 demo-ablations-1000: $(STAMP)
 	$(PY) -m lab.benchmark.benchmark --scenes 1000 --train-steps $(ABLATION_STEPS) \
-		--trained-in runs/bench_demo --out runs/bench_1000 --threads 2
+		--trained-in runs/bench_demo --out runs/bench_1000 --threads 2 --device $(DEMO_DEVICE)
 
 # The bundled model (with the base alone and the autoencoder ceiling) on the same first
 # 1,000 held-out scenes, each drawn in its own colours (--palette varied: its own grey,
@@ -87,4 +88,4 @@ demo-ablations-1000: $(STAMP)
 .PHONY: demo-benchmark-varied
 demo-benchmark-varied: $(STAMP)
 	$(PY) -m lab.benchmark.benchmark --scenes 1000 --palette varied \
-		--out runs/bench_1000_varied --threads 2
+		--out runs/bench_1000_varied --threads 2 --device $(DEMO_DEVICE)

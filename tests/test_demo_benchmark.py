@@ -165,6 +165,15 @@ def test_variant_config_trains_with_the_benchmarks_threads(tmp_path):
     assert comparable_settings(two.to_dict()) == comparable_settings(default.to_dict())
 
 
+def test_variant_config_trains_on_the_benchmarks_device(tmp_path):
+    """``--device cuda`` reaches the trainer; where a run trained does not make it another
+    run (its random draws are the CPU generators' on every device)."""
+    default = variant_config("w/o DE", 1000, tmp_path / "out", tmp_path / "data")
+    gpu = variant_config("w/o DE", 1000, tmp_path / "out", tmp_path / "data", device="cuda")
+    assert gpu.runtime.device == "cuda" and default.runtime.device == "cpu"
+    assert comparable_settings(gpu.to_dict()) == comparable_settings(default.to_dict())
+
+
 def test_full_aid_is_make_demo_trains_own_run_when_its_config_matches(tmp_path, monkeypatch):
     """Full AID at the bundled budget is the run ``make demo-train`` already made: its
     weights are copied (the run spelled its folders relatively and used 2 threads), while
@@ -265,20 +274,24 @@ def test_parallel_variants_fill_the_cache_once_then_split_the_variants(tmp_path,
     import lab.benchmark.benchmark as benchmark
 
     events = []
-    monkeypatch.setattr(train_module, "train",
-                        lambda config, **kw: events.append(("cache", kw)))
+    def cache_pass(config, **kw):
+        assert config.runtime.device == "cuda"  # the cache is filled where they train
+        events.append(("cache", kw))
+
+    monkeypatch.setattr(train_module, "train", cache_pass)
 
     def popen(command, stdout, stderr):
         share = command[command.index("--variants") + 1]
         assert command[command.index("--seed") + 1] == "1000"  # the parent's scenes
         assert command[command.index("--threads") + 1] == "1"  # and its threads
         assert command[command.index("--palette") + 1] == "varied"  # and its palette
+        assert command[command.index("--device") + 1] == "cuda"  # and its device
         events.append(("child", share))
         return _Child(1 if "w/o SA" in share else 0)
 
     monkeypatch.setattr(benchmark.subprocess, "Popen", popen)
     args = argparse.Namespace(scenes=200, train_steps=1000, out=tmp_path, seed=1000, threads=1,
-                              palette="varied")
+                              palette="varied", device="cuda")
     names = ["full AID", "w/o DE", "w/o ME", "w/o SA", "w/o states"]
     with pytest.raises(SystemExit, match="w/o DE, w/o SA") as failure:
         train_in_parallel(names, 2, args, tmp_path / "data")
@@ -382,7 +395,7 @@ def test_an_empty_variant_list_scores_only_the_weight_rows(tmp_path, monkeypatch
     weights = tmp_path / "aid_final.safetensors"
     weights.write_bytes(b"")
     scored = []
-    monkeypatch.setattr(benchmark, "variant_pipeline", lambda path: path)
+    monkeypatch.setattr(benchmark, "variant_pipeline", lambda path, device: path)
 
     def evaluate(pipeline, name, num_scenes, **kw):
         scored.append((pipeline, name, num_scenes))
@@ -508,7 +521,7 @@ def test_sampling_rows_score_the_bundled_model_with_their_options(tmp_path, monk
     import lab.benchmark.benchmark as benchmark
 
     scored = []
-    monkeypatch.setattr(load, "load_demo_pipeline", lambda: "bundled pipeline")
+    monkeypatch.setattr(load, "load_demo_pipeline", lambda device: "bundled pipeline")
 
     def evaluate(pipeline, name, num_scenes, **kw):
         scored.append((pipeline, name, kw.get("options")))
@@ -570,7 +583,7 @@ def test_seed_option_scores_those_scenes_into_their_own_folder(tmp_path, monkeyp
     weights = tmp_path / "aid_final.safetensors"
     weights.write_bytes(b"")
     scored = []
-    monkeypatch.setattr(benchmark, "variant_pipeline", lambda path: path)
+    monkeypatch.setattr(benchmark, "variant_pipeline", lambda path, device: path)
 
     def evaluate(pipeline, name, num_scenes, **kw):
         scored.append((name, kw.get("seed")))
@@ -638,7 +651,7 @@ def test_trained_in_scores_another_folders_variants_without_training_them(tmp_pa
     def refuse(*args, **kwargs):
         raise AssertionError("nothing may be trained or written for training")
 
-    monkeypatch.setattr(benchmark, "variant_pipeline", lambda path: path)
+    monkeypatch.setattr(benchmark, "variant_pipeline", lambda path, device: path)
     monkeypatch.setattr(benchmark, "evaluate_pipeline", evaluate)
     monkeypatch.setattr(train_module, "train", refuse)
     monkeypatch.setattr("lab.miniature.train_all.write_training_set", refuse)

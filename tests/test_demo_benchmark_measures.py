@@ -150,7 +150,7 @@ def test_scores_of_one_palette_are_not_taken_for_the_other(tmp_path, monkeypatch
         return (VariantScores(name, 0.5, 0.25, 0.1, 2.0, num_scenes, 1.0, "10", 0.25, 0.0,
                               None, 0.75, 0.003), [torch.rand(8, 4, 4, 3)])
 
-    monkeypatch.setattr(benchmark, "variant_pipeline", lambda path: path)
+    monkeypatch.setattr(benchmark, "variant_pipeline", lambda path, device: path)
     monkeypatch.setattr(benchmark, "evaluate_pipeline", evaluate)
     monkeypatch.setattr(torch, "set_num_threads", lambda threads: None)
     monkeypatch.chdir(tmp_path)

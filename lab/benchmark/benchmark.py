@@ -260,18 +260,18 @@ def evaluate_autoencoder_ceiling(vae, name: str, num_scenes: int = 200, batch_si
 
 
 def variant_config(name: str, steps: int, work: Path, data_work: Path,
-                   threads: int | None = None):
+                   threads: int | None = None, device: str | None = None):
     """The bundled model's stage-2 config with only the variant's ablation switches changed
     (same data, feature cache, steps, seed), training into ``work/<slug>``. ``data_work`` is
     ``make demo-train``'s folder: its training set and feature cache are shared by every
     variant (the cache is computed once). ``threads`` (``--threads``) replaces the config's
     ``runtime.threads``, which the trainer applies when it starts: without it a run meant
-    for both cores trained on one."""
+    for both cores trained on one. ``device`` (``--device``) replaces ``runtime.device``."""
     from lab.miniature.train_all import stage2_config
 
     extra = [f"output_dir={work / variant_slug(name)}", f"optim.max_steps={steps}"]
     extra += [f"aid.{switch}=true" for switch in VARIANTS[name]]
-    return stage2_config(data_work, DEMO_DIR, threads, extra)
+    return stage2_config(data_work, DEMO_DIR, threads, extra, device)
 
 
 def check_budget(name: str, steps: int, work: Path) -> None:
@@ -320,7 +320,7 @@ def take_trained_runs(names: list[str], steps: int, source: Path, out: Path) -> 
 
 
 def train_variant(name: str, steps: int, work: Path, data_work: Path,
-                  threads: int | None = None) -> Path:
+                  threads: int | None = None, device: str | None = None) -> Path:
     """Trains one variant (``variant_config``), resumable; returns its EMA weight file.
     Full AID is not trained a second time where it already was with the same settings:
     ``make demo-train``'s own stage-2 run when that run is there (``demo_train_run``), else
@@ -332,7 +332,7 @@ def train_variant(name: str, steps: int, work: Path, data_work: Path,
     weights = variant_weights(name, work)
     if weights.exists():
         return weights
-    config = variant_config(name, steps, work, data_work, threads)
+    config = variant_config(name, steps, work, data_work, threads, device)
     kept: tuple[Path, str] | None = None
     if not VARIANTS[name]:
         if (run := demo_train_run(config, data_work)) is not None:
@@ -353,8 +353,8 @@ def train_variant(name: str, steps: int, work: Path, data_work: Path,
 def comparable_settings(values: dict) -> dict | None:
     """A run's settings as ``train_variant`` compares them: read through the config classes
     (keys added since the run take their defaults), folders spelled as ``repo_relative``
-    spells them, without where it wrote and how many threads it used; None when they no
-    longer load."""
+    spells them, without where it wrote and the threads and device it ran on (the random
+    draws are the same on every device); None when they no longer load."""
     from aid_model.train.config import with_current_defaults
 
     current = with_current_defaults(values)
@@ -362,7 +362,8 @@ def comparable_settings(values: dict) -> dict | None:
         return None
     settings = repo_relative(current)
     settings.pop("output_dir", None)
-    settings.get("runtime", {}).pop("threads", None)
+    for where in ("threads", "device"):
+        settings.get("runtime", {}).pop(where, None)
     return settings
 
 
@@ -414,7 +415,8 @@ def train_in_parallel(names: list[str], jobs: int, args: argparse.Namespace,
     no two children write it. Their output goes to ``<out>/job_<i>.log``."""
     from aid_model.train import train
 
-    train(variant_config(names[0], args.train_steps, args.out, data_work), cache_only=True)
+    train(variant_config(names[0], args.train_steps, args.out, data_work, device=args.device),
+          cache_only=True)
     shares = [names[start::jobs] for start in range(jobs) if names[start::jobs]]
     children = []
     for index, share in enumerate(shares):
@@ -423,6 +425,7 @@ def train_in_parallel(names: list[str], jobs: int, args: argparse.Namespace,
                    str(args.scenes), "--train-steps", str(args.train_steps), "--out",
                    str(args.out), "--data-work", str(data_work), "--seed", str(args.seed),
                    "--palette", args.palette, "--threads", str(args.threads),
+                   "--device", args.device,
                    "--variants", ",".join(share)]
         print(f"job {index}: {', '.join(share)} (log: {log})", flush=True)
         with log.open("a") as output:
@@ -435,16 +438,17 @@ def train_in_parallel(names: list[str], jobs: int, args: argparse.Namespace,
             for share, log in failed))
 
 
-def variant_pipeline(weights: Path):
-    """The miniature's base and text tower with the AID weights of one variant."""
+def variant_pipeline(weights: Path, device: str = "cpu"):
+    """The miniature's base and text tower with the AID weights of one variant, on
+    ``device``."""
     from aid_model.aid import attach_aid_from_file
     from aid_model.pipeline import AIDPipeline
     from aid_model.svd import load_svd
     from aid_model.text_encoder import load_text_encoder
 
-    components = load_svd(DEMO_DIR / SVD_DIR)
+    components = load_svd(DEMO_DIR / SVD_DIR, device=device)
     return AIDPipeline(components, attach_aid_from_file(components, weights),
-                       load_text_encoder(DEMO_DIR / TEXT_ENCODER_DIR))
+                       load_text_encoder(DEMO_DIR / TEXT_ENCODER_DIR, device=device))
 
 
 def variant_slug(name: str) -> str:
@@ -772,6 +776,9 @@ def main() -> None:
                         "(default) was measured faster for two jobs on 2 cores; 2 trains one "
                         "variant alone on 2 cores about 1.7 times as fast as one thread beside "
                         "another job (docs/results.md)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where the variants train and every row samples (and each --jobs "
+                        "child); the random draws are the same on both")
     parser.add_argument("--seed", type=int, default=0,
                         help="score on the held-out scenes (and noise seeds) of this seed: 0 "
                         "(default) the benchmark's, e.g. 1000 for a second set of scenes")
@@ -859,10 +866,11 @@ def main() -> None:
         print(scores.row(), flush=True)
 
     # The bundled model, loaded once for its row and the --sampling rows.
-    demo = load_demo_pipeline() if args.variants is None or sampling_rows else None
+    demo = (load_demo_pipeline(args.device) if args.variants is None or sampling_rows
+            else None)
     if args.variants is None:
         # The stage-1 base alone, loaded afresh: the demo's UNet carries AID's adapters.
-        base = AIDPipeline(load_svd(DEMO_DIR / SVD_DIR))
+        base = AIDPipeline(load_svd(DEMO_DIR / SVD_DIR, device=args.device))
         base_options = BASE_OPTIONS.with_(num_frames=demo.aid.config.num_frames)
         record(BASE_ROW, lambda: evaluate_pipeline(base, BASE_ROW, args.scenes,
                                                    seed=args.seed, options=base_options,
@@ -874,7 +882,7 @@ def main() -> None:
             palette=args.palette))
     for name, weights in weight_rows.items():
         record(name, lambda name=name, weights=weights: evaluate_pipeline(
-            variant_pipeline(weights), name, args.scenes, seed=args.seed,
+            variant_pipeline(weights, args.device), name, args.scenes, seed=args.seed,
             palette=args.palette))
     for name, options in sampling_rows.items():
         record(name, lambda name=name, options=options: evaluate_pipeline(
@@ -892,7 +900,7 @@ def main() -> None:
         for name in chosen:
             record(name, lambda name=name: evaluate_pipeline(
                 variant_pipeline(train_variant(name, args.train_steps, args.out, data_work,
-                                               args.threads)),
+                                               args.threads, args.device), args.device),
                 name, args.scenes, seed=args.seed, palette=args.palette))
     if args.variants is None:
         write_table(results, examples_per_row, args.out, args.seed, args.palette)
