@@ -151,11 +151,14 @@ def test_keep_vae_writes_the_kept_vae_back_with_the_new_base(tmp_path, monkeypat
 
     monkeypatch.setattr(build_base_module, "train_base", train_base_stub)
     vae_summary = {"stage": "vae", "steps": 2000, "wall_s": 2852.7}
-    (out / "demo_model.json").write_text(json.dumps({"stage1": [vae_summary, {"stage": "base"}]}))
+    decoder_summary = {"stage": "decoder", "steps": 3000, "wall_s": 1218.4}
+    (out / "demo_model.json").write_text(json.dumps(
+        {"stage1": [vae_summary, decoder_summary, {"stage": "base"}]}))
     build_base_module.build_base(tmp_path, out, keep_vae=True)
-    # stage1.json names both stages: the kept VAE's summary, carried over, and the new base.
+    # stage1.json names every stage: the kept VAE's two, carried over, and the new base.
     stages = json.loads((tmp_path / "stage1.json").read_text())
-    assert stages == [{**vae_summary, "kept": True}, {"stage": "base"}]
+    assert stages == [{**vae_summary, "kept": True}, {**decoder_summary, "kept": True},
+                      {"stage": "base"}]
     written = load_svd(out / "svd")
     assert written.vae.config.scaling_factor == 0.5
     for a, b in zip(written.vae.parameters(), kept.vae.parameters(), strict=True):
@@ -164,9 +167,9 @@ def test_keep_vae_writes_the_kept_vae_back_with_the_new_base(tmp_path, monkeypat
 
 
 def test_keep_vae_without_a_manifest_notes_where_the_vae_came_from(tmp_path):
-    from lab.miniature.build_base import kept_vae_summary
+    from lab.miniature.build_base import kept_vae_summaries
 
-    summary = kept_vae_summary(tmp_path / "demo")
+    [summary] = kept_vae_summaries(tmp_path / "demo")
     assert summary["stage"] == "vae" and summary["kept"] is True
     assert "demo_model.json" in summary["note"]
 

@@ -5,7 +5,8 @@ Writes ``OUT/svd`` (a diffusers folder that ``load_svd`` reads), ``OUT/text_enco
 ``WORK/stage1.json`` (losses and wall times). ``--keep-vae`` retrains only the base UNet
 over the VAE and CLIP image tower already in ``OUT/svd`` (the VAE stage is the longest of
 stage 1, and the base is what the benchmark says limits the model); its ``stage1.json``
-carries the kept VAE's summary over from ``OUT/demo_model.json``, marked ``kept``.
+carries the kept VAE's summaries (its VAE and decoder stages) over from
+``OUT/demo_model.json``, marked ``kept``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def build_base(work: Path, out: Path, seed: int = 0, keep_vae: bool = False,
         components = _with_kept_vae(components, out / SVD_DIR)
     components.to(device=torch.device(device))
     if keep_vae:
-        summaries = [kept_vae_summary(out), train_base(components, work)]
+        summaries = [*kept_vae_summaries(out), train_base(components, work)]
     else:
         summaries = train_stage1(components, work)
     # fp16 on disk halves the repository's share (SVD ships fp16 too); loads as float32.
@@ -46,19 +47,21 @@ def build_base(work: Path, out: Path, seed: int = 0, keep_vae: bool = False,
     return summaries
 
 
-def kept_vae_summary(out: Path) -> dict:
-    """The summary of the VAE stage that trained the kept VAE, from ``OUT``'s manifest
-    (``make demo-train`` writes it), marked as kept; a note where the manifest has none, so
-    that ``stage1.json`` always names both stages."""
+def kept_vae_summaries(out: Path) -> list[dict]:
+    """The summaries of the stages that trained the kept VAE (the VAE stage, and the decoder
+    stage where there was one), from ``OUT``'s manifest (``make demo-train`` writes it),
+    marked as kept; a note where the manifest has none, so that ``stage1.json`` always
+    names the VAE's stage."""
     manifest = out / MANIFEST
     if manifest.exists():
         stages = json.loads(manifest.read_text()).get("stage1") or []
-        for summary in stages:
-            if summary.get("stage") == "vae":
-                return {**summary, "kept": True}
-    return {"stage": "vae", "kept": True,
-            "note": f"kept from {out / SVD_DIR / 'vae'}; {manifest} has no summary of the "
-                    "stage that trained it"}
+        kept = [{**summary, "kept": True} for summary in stages
+                if summary.get("stage") in ("vae", "decoder")]
+        if kept:
+            return kept
+    return [{"stage": "vae", "kept": True,
+             "note": f"kept from {out / SVD_DIR / 'vae'}; {manifest} has no summary of the "
+                     "stage that trained it"}]
 
 
 def _with_kept_vae(fresh, folder: Path):
