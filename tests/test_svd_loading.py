@@ -94,18 +94,25 @@ def test_svd_topology_single_file(fixture_tensors, tmp_path):
     _assert_same_unet(model.unet, source)
 
 
-def test_a_first_level_without_attention_single_file(fixture_tensors, tmp_path):
-    """The miniature's layout (aid_model.demo.configs): the first level has res blocks only,
-    so every later level's attention sits one block index further than the level's."""
+@pytest.mark.parametrize("first_level_attends", [False, True])
+def test_the_miniatures_layouts_single_file(fixture_tensors, tmp_path, first_level_attends):
+    """The miniature's widths (aid_model.demo.configs) with attention at every level, and
+    with res blocks only at the first (an earlier layout: every later level's attention
+    then sits one block index further than the level's)."""
     from aid_model.demo import configs
 
+    down = ("CrossAttnDownBlockSpatioTemporal" if first_level_attends
+            else "DownBlockSpatioTemporal",) + ("CrossAttnDownBlockSpatioTemporal",) * 2
+    up = ("CrossAttnUpBlockSpatioTemporal",) * 2 + (
+        "CrossAttnUpBlockSpatioTemporal" if first_level_attends else "UpBlockSpatioTemporal",)
     torch.manual_seed(0)
-    source = UNetSpatioTemporalConditionModel(**configs.UNET).eval()
+    source = UNetSpatioTemporalConditionModel(
+        **{**configs.UNET, "down_block_types": down, "up_block_types": up}).eval()
     model = _through_a_single_file(source, fixture_tensors, tmp_path)
-    assert model.config["layout"]["unet"]["attention_on_level"] == [
-        "CrossAttn" in name for name in configs.UNET["down_block_types"]]
-    assert model.unet.config.down_block_types == configs.UNET["down_block_types"]
-    assert model.unet.config.up_block_types == configs.UNET["up_block_types"]
+    assert model.config["layout"]["unet"]["attention_on_level"] == [first_level_attends,
+                                                                     True, True]
+    assert model.unet.config.down_block_types == down
+    assert model.unet.config.up_block_types == up
     _assert_same_unet(model.unet, source)
 
 

@@ -122,6 +122,34 @@ def test_resume_continues_exactly_like_the_uninterrupted_run(tmp_path):
     assert steps == [1, 2, 3, 4, 5]
 
 
+def test_a_run_stopped_early_continues_on_the_full_schedule(tmp_path):
+    sections = dict(optim={"max_steps": 4, "warmup_steps": 1},
+                    checkpoint={"every": 10, "keep_last": 5})
+    straight = train(build_config(tiny_config(tmp_path / "a", **sections)),
+                     dataset=SquareClips(6))
+    stopped = train(build_config(tiny_config(tmp_path / "b", **sections)),
+                    dataset=SquareClips(6), until=3)
+    assert stopped.steps == [1, 2, 3]
+    assert [p.name for p in stopped.checkpoints] == ["step_00000003"]
+    assert stopped.final_weights is None and not (tmp_path / "b/aid_final.safetensors").exists()
+    # Steps 1-3 ran on the 4-step schedule: the same rates and losses as the whole run.
+    assert stopped.losses == straight.losses[:3]
+
+    def rates(run: str) -> list[float]:
+        return [json.loads(line)["lr"] for line in (tmp_path / run / "log.jsonl").read_text()
+                .splitlines()]
+
+    assert rates("b") == rates("a")[:3]
+    continued = train(build_config(tiny_config(tmp_path / "b", **sections)), resume="auto",
+                      dataset=SquareClips(6))
+    assert continued.steps == [4]
+    assert continued.losses == straight.losses[3:]
+    assert continued.final_weights is not None
+    with pytest.raises(ValueError, match="until=5"):
+        train(build_config(tiny_config(tmp_path / "c", **sections)), dataset=SquareClips(6),
+              until=5)
+
+
 def test_resume_auto_finds_the_newest_checkpoint_or_starts_fresh(tmp_path):
     values = tiny_config(tmp_path, optim={"max_steps": 2}, checkpoint={"every": 1})
     fresh = train(build_config(values), resume="auto", dataset=SquareClips())

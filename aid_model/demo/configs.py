@@ -3,10 +3,12 @@
 64×64 frames, T = 8; the VAE downsamples ×4 (16×16 latents with 8 channels, where SVD has
 4: at this size 4 channels blurred the shapes), so that an object of 10–16 px spans 2.5–4
 latent cells a side; the UNet halves the grid twice more, so sizes are multiples of 16.
-Its first level (16×16) has res blocks only; attention, and so AID's MCondition
-cross-attention and adapters, sit at 8×8 and 4×4, where they cost least (the measured
-layouts: lab/NOTES.md, "The finer grid"). The context width (64) is shared by the CLIP
-image projection, the text tower and the UNet's cross-attention, as 1024 is in SVD.
+Every level (16×16, 8×8, 4×4) has spatio-temporal transformers, and so AID's MCondition
+cross-attention and adapters: with res blocks only at 16×16 the text barely reached the
+output after all 4,500 steps of stage 2. Attention there costs 2.5× that layout's step
+(lab/NOTES.md, "The finer grid" and the layout screens after it). The context width (64)
+is shared by the CLIP image projection, the text tower and the UNet's cross-attention, as
+1024 is in SVD.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ VAE = {
 UNET = {
     "in_channels": 16,  # 8 noisy + 8 concat latent channels
     "out_channels": 8,
-    "down_block_types": ("DownBlockSpatioTemporal",) + ("CrossAttnDownBlockSpatioTemporal",) * 2,
-    "up_block_types": ("CrossAttnUpBlockSpatioTemporal",) * 2 + ("UpBlockSpatioTemporal",),
+    "down_block_types": ("CrossAttnDownBlockSpatioTemporal",) * 3,
+    "up_block_types": ("CrossAttnUpBlockSpatioTemporal",) * 3,
     "block_out_channels": (32, 32, 64),
     "layers_per_block": 1,
     "transformer_layers_per_block": 1,

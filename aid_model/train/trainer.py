@@ -87,7 +87,7 @@ class TrainResult:
 
 
 def train(config: TrainConfig, resume: str | None = None, dataset: Dataset | None = None,
-          cache_only: bool = False) -> TrainResult:
+          cache_only: bool = False, until: int | None = None) -> TrainResult:
     """Runs (or continues) a training run; see ``Trainer``.
 
     Args:
@@ -97,6 +97,8 @@ def train(config: TrainConfig, resume: str | None = None, dataset: Dataset | Non
         dataset: a map-style dataset of the sample contract; None builds it from
             ``config.data`` with ``aid_model.data.build_dataset``.
         cache_only: fill the feature cache and stop.
+        until: stop after this optimizer step (checkpointed, resumable; the schedule
+            stays ``optim.max_steps`` long); None trains to ``optim.max_steps``.
     """
     trainer = Trainer(config, dataset=dataset)
     try:
@@ -104,7 +106,7 @@ def train(config: TrainConfig, resume: str | None = None, dataset: Dataset | Non
             trainer.setup(resume=None, cache_only=True)
             return TrainResult(trainer.output_dir, trainer=trainer)
         trainer.setup(resume=resume)
-        return trainer.fit()
+        return trainer.fit(until)
     finally:
         trainer.close()
 
@@ -436,15 +438,20 @@ class Trainer:
         self.step += 1
         return context.mean(loss_value), grad_norm
 
-    def fit(self) -> TrainResult:
-        """Trains from ``self.step`` to ``optim.max_steps``; checkpoints, logs, exports."""
+    def fit(self, until: int | None = None) -> TrainResult:
+        """Trains from ``self.step`` to ``optim.max_steps``; checkpoints, logs, exports.
+        ``until`` stops earlier, after that step: checkpointed, not exported."""
         config, context = self.config, self.context
+        if until is not None and not 0 < until <= config.optim.max_steps:
+            raise ValueError(f"until={until}: stop at a step from 1 to optim.max_steps "
+                             f"({config.optim.max_steps})")
+        stop = config.optim.max_steps if until is None else until
         result = TrainResult(self.output_dir, trainer=self)
         every = config.checkpoint.every
         global_batch = (config.loader.batch_size * context.world_size
                         * config.optim.grad_accumulation)
         last_saved = None
-        while self.step < config.optim.max_steps:
+        while self.step < stop:
             started = time.perf_counter()
             lr = self.optimizer.param_groups[0]["lr"]
             loss, grad_norm = self.train_step()
@@ -459,6 +466,8 @@ class Trainer:
                 result.checkpoints.append(last_saved)
         if last_saved is None or not last_saved.name.endswith(f"{self.step:08d}"):
             result.checkpoints.append(self.save_checkpoint())
+        if self.step < config.optim.max_steps:
+            return result
         result.final_weights = self.export_final()
         if context.is_main:
             curve = self.log.draw_curve(self.output_dir / config.logging.loss_curve)

@@ -30,8 +30,10 @@ STAGE2_CONFIG = REPO / "configs" / "demo_synthetic.yaml"
 TRAIN_CLIPS = 16_000
 
 
-def write_training_set(folder: Path, num_clips: int = TRAIN_CLIPS) -> Path:
-    """The instructed clips of stage 2, in the generic format users' data has."""
+def write_training_set(folder: Path, num_clips: int = TRAIN_CLIPS,
+                       palette: str | None = None) -> Path:
+    """The instructed clips of stage 2, in the generic format users' data has; in stage 1's
+    palette unless ``palette`` ("exact" or "varied") says otherwise."""
     from aid_model.synthetic import WorldConfig
     from aid_model.synthetic.clip import generate_clip
     from aid_model.synthetic.dataset import clip_seeds
@@ -39,7 +41,7 @@ def write_training_set(folder: Path, num_clips: int = TRAIN_CLIPS) -> Path:
     from lab.miniature.stage1 import PALETTE
 
     seeds = clip_seeds("train", 0, num_clips)
-    world = WorldConfig(palette=PALETTE)
+    world = WorldConfig(palette=palette or PALETTE)
     return write_dataset(folder, (generate_clip(seed, num_states=4, config=world)
                                   for seed in seeds))
 
