@@ -8,10 +8,13 @@ schedule, scored an output difference of 0.0009 / 0.0017 / 0.0086 at σ = 8 afte
 (lab/NOTES.md, "The exact-palette screen decided"; measured by this probe's predecessor,
 which agrees with it within 10 % on the bundled model).
 
-    python -m lab.miniature.text_screen --base runs/demo/model --work runs/screen
+    python -m lab.miniature.text_screen --base demo_model --work runs/demo
 
-``--work`` gets the training set (16,000 instructed clips in ``--palette``), the feature
-cache (the base's VAE and towers), the run (``aid/``) and ``text_probe.json``. It resumes.
+``--work`` gets the training set (16,000 instructed clips, in the recipe's palette unless
+``--palette`` says otherwise), the feature cache (the base's VAE and towers), the run
+(``aid/``) and ``text_probe.json``. It resumes. Given the folders of a ``make demo-train``
+build whose stage 1 is done, as above, the screen is the start of that build's stage 2,
+which ``make demo-train`` then continues.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from pathlib import Path
 PROBE_AT = (300, 500, 800)
 
 
-def screen(base: Path, work: Path, until: int, probe_at: Sequence[int], palette: str,
+def screen(base: Path, work: Path, until: int, probe_at: Sequence[int], palette: str | None,
            threads: int) -> dict[str, list[dict]]:
     """Trains ``work/aid`` to ``until`` over ``base`` (a ``make demo-train`` output folder)
     and probes the EMA weights at ``probe_at``; returns ``text_probe.probe_run``'s numbers."""
@@ -60,8 +63,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--until", type=int, default=max(PROBE_AT))
     parser.add_argument("--probe-at", type=int, nargs="+", default=list(PROBE_AT))
-    parser.add_argument("--palette", choices=("exact", "varied"), default="exact",
-                        help="of the training clips; the earlier screens used exact")
+    parser.add_argument("--palette", choices=("exact", "varied"),
+                        help="of the training clips (default: the recipe's, stage 1's); the "
+                        "screens of lab/NOTES.md before 2026-12-08 used exact")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     from aid_model.demo.paths import SVD_DIR, TEXT_ENCODER_DIR
